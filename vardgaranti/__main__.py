@@ -1,0 +1,3 @@
+from vardgaranti.cli import main
+
+raise SystemExit(main())
