@@ -14,9 +14,10 @@ from pathlib import Path
 from consumers.deadletter import DeadLetter, DeadLetterFile
 from consumers.logs import read_lines
 from models.calendar import local_day
-from models.clocks import Fact, Rules, evaluate, to_fact
+from models.clocks import Rules, to_fact
+from models.engine import Engine, counts_of
 from models.events import DUPLICATE, Rejection, parse_event
-from models.measures import ANOMALY_REASONS, Key, Period, Row, rows_for
+from models.measures import ANOMALY_REASONS, Period, Row, rows_for
 
 ProgressFn = Callable[[int], None]
 PROGRESS_EVERY = 50_000
@@ -38,14 +39,18 @@ class Report:
     stats: ReportStats
 
 
-def collect(
+def build_report(
     paths: Iterable[Path],
-    dead: DeadLetterFile,
-    stats: ReportStats,
+    period: Period,
+    *,
+    unit: str | None = None,
+    rules: Rules | None = None,
+    dead: DeadLetterFile | None = None,
     progress: ProgressFn | None = None,
-) -> dict[str, dict[str, Fact]]:
-    """Facts per case and event id; the first delivery of an id stands."""
-    cases: dict[str, dict[str, Fact]] = {}
+) -> Report:
+    dead = dead or DeadLetterFile(None)
+    stats = ReportStats()
+    engine = Engine(rules or Rules())
     for path in paths:
         for lineno, raw in read_lines(path):
             stats.lines += 1
@@ -58,35 +63,14 @@ def collect(
                 continue
             stats.events += 1
             stats.by_type[event["type"]] += 1
-            facts = cases.get(event["case_id"])
-            if facts is None:
-                facts = cases[event["case_id"]] = {}
-            if event["event_id"] in facts:
-                stats.ignored[DUPLICATE] += 1
-                continue
-            facts[event["event_id"]] = to_fact(event)
+            engine.add(event["case_id"], to_fact(event))
     if progress is not None:
         progress(stats.lines)
-    return cases
-
-
-def build_report(
-    paths: Iterable[Path],
-    period: Period,
-    *,
-    unit: str | None = None,
-    rules: Rules | None = None,
-    dead: DeadLetterFile | None = None,
-    progress: ProgressFn | None = None,
-) -> Report:
-    rules = rules or Rules()
-    dead = dead or DeadLetterFile(None)
-    stats = ReportStats()
-    counts: Counter[Key] = Counter()
-    for case_id, by_id in collect(paths, dead, stats, progress).items():
-        outcome = evaluate(sorted(by_id.values()), rules)
-        counts.update(outcome.keys)
-        for reason, fact in outcome.anomalies:
+    engine.settle()
+    if engine.duplicates:
+        stats.ignored[DUPLICATE] = engine.duplicates
+    for case_id, case in engine.cases.items():
+        for reason, fact in case.anomalies:
             if local_day(fact.ts) > period.as_of:
                 continue  # after the snapshot: not taken into account
             name = ANOMALY_REASONS[reason]
@@ -95,7 +79,7 @@ def build_report(
                 f"case {case_id}", name,
                 f"event '{fact.event_id}' fits no clock of its case ({_why(reason)})", "",
             ))
-    return Report(period, rows_for(counts.items(), period, unit), stats)
+    return Report(period, rows_for(counts_of(engine).items(), period, unit), stats)
 
 
 def _why(reason: int) -> str:

@@ -24,7 +24,7 @@ from models.indicators import (
     starts_indicator,
 )
 
-__all__ = ["DUPLICATE", "Fact", "OpenClock", "Outcome", "Rules", "evaluate", "to_fact"]
+__all__ = ["DUPLICATE", "ClockView", "Fact", "Outcome", "Rules", "evaluate", "to_fact"]
 
 R_CONTACT_REQ, R_CONTACT_DONE, R_ASSESS_NEEDED, R_ASSESS_DONE = 0, 1, 2, 3
 R_PAUSE, R_RESUME, R_TRANSFER, R_CANCEL, R_EXTERNAL = 9, 10, 11, 12, 13
@@ -84,39 +84,38 @@ class Rules:
     mov_excludes: bool = False  # medical pause: pause (default) or exclude like PVV
 
 
-class OpenClock(NamedTuple):
-    """A clock open (not paused, not ended) after the case's last event."""
+STATE_NAMES = ("open", "paused", "excluded", "fulfilled", "cancelled")
+
+
+class ClockView(NamedTuple):
+    """A clock as it stands after the case's last event (the clocks table, the worklist)."""
 
     indicator: int
     unit: str
-    start: int  # µs
+    state: str  # one of STATE_NAMES
+    start: int  # µs; the restart instant after a patient-chosen wait
     deadline: int  # local date ordinal
+    fulfilled: int | None  # µs
+    within: bool | None
+    external: bool
     patient_ref: str | None
 
 
 @dataclass(slots=True)
 class Outcome:
     keys: list[m.Key]  # contributions, each +1
-    open_clocks: list[OpenClock]
+    clocks: list[ClockView]
     anomalies: list[tuple[int, Fact]]  # (m.INCONSISTENT | m.ORPHAN, the fact)
 
 
-OPEN, PAUSED, EXCLUDED, DONE = 0, 1, 2, 3
+OPEN, PAUSED, EXCLUDED, FULFILLED, CANCELLED = range(5)
 _SPAN_MEASURE = {PAUSED: m.PAUSED, EXCLUDED: m.EXCLUDED}
 
 
 class _Clock:
     __slots__ = (
-        "breached",
-        "deadline",
-        "ind",
-        "pause_day",
-        "paused_days",
-        "ref",
-        "seg_from",
-        "start",
-        "state",
-        "unit",
+        "breached", "deadline", "external", "fulfilled", "ind", "pause_day", "paused_days",
+        "ref", "seg_from", "start", "state", "unit", "within",
     )
 
     def __init__(self, ind: int, fact: Fact, rules: Rules) -> None:
@@ -126,7 +125,20 @@ class _Clock:
         self.state = OPEN
         self.seg_from = fact.ts
         self.pause_day = 0
+        self.fulfilled: int | None = None
+        self.within: bool | None = None
+        self.external = False
         self.restart(fact.ts, rules)
+
+    @property
+    def ended(self) -> bool:
+        return self.state >= FULFILLED
+
+    def view(self) -> ClockView:
+        return ClockView(
+            self.ind, self.unit, STATE_NAMES[self.state], self.start, self.deadline,
+            self.fulfilled, self.within, self.external, self.ref,
+        )
 
     def restart(self, ts: int, rules: Rules) -> None:
         self.start = ts
@@ -220,22 +232,20 @@ def evaluate(facts: list[Fact], rules: Rules) -> Outcome:
         elif rank == R_TRANSFER:
             to_unit = f.text or f.unit
             for c in clocks.values():
-                if c.state != DONE and c.unit != to_unit:
+                if not c.ended and c.unit != to_unit:
                     _close_segment(c, f.ts, keys)
                     c.unit = to_unit
                     keys.append((m.CLOCKS, c.ind, c.unit, local_day(f.ts), 0))
         elif rank == R_CANCEL:
             for c in clocks.values():
-                if c.state != DONE:
+                if not c.ended:
                     _close_segment(c, f.ts, keys)
-                    c.state = DONE
+                    c.state = CANCELLED
                     keys.append((m.CANCELLED, c.ind, c.unit, local_day(f.ts), 0))
 
-    open_clocks: list[OpenClock] = []
     for c in clocks.values():
         if c.state == OPEN:
             _open_span(c, local_day(c.seg_from), None, keys)
-            open_clocks.append(OpenClock(c.ind, c.unit, c.start, c.deadline, c.ref))
         elif c.state in _SPAN_MEASURE:
             keys.append((_SPAN_MEASURE[c.state], c.ind, c.unit, local_day(c.seg_from), 0))
     anomalies: list[tuple[int, Fact]] = []
@@ -244,7 +254,7 @@ def evaluate(facts: list[Fact], rules: Rules) -> Outcome:
         reason = m.INCONSISTENT if any(i in clocks for i in _FULFILS[f.rank]) else m.ORPHAN
         keys.append((reason, NO_INDICATOR, f.unit, local_day(f.ts), 0))
         anomalies.append((reason, f))
-    return Outcome(keys, open_clocks, anomalies)
+    return Outcome(keys, [c.view() for c in clocks.values()], anomalies)
 
 
 def _targets(clocks: dict[int, _Clock], ind: int) -> list[_Clock]:
@@ -260,9 +270,12 @@ def _fulfil(c: _Clock, f: Fact, external: bool, keys: list[m.Key], rules: Rules)
     if c.state == PAUSED:  # fulfilment ends the pause at that instant
         c.paused_days += day - c.pause_day
         c.deadline = c.base_deadline(rules)
-    c.state = DONE
+    c.state = FULFILLED
+    c.fulfilled = f.ts
+    c.within = day <= c.deadline
+    c.external = external
     keys.append((m.COMPLETED, c.ind, c.unit, day, 0))
-    if day <= c.deadline:
+    if c.within:
         keys.append((m.WITHIN, c.ind, c.unit, day, 0))
     if external:
         keys.append((m.EXTERNAL, c.ind, c.unit, day, 0))

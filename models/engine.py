@@ -1,28 +1,30 @@
 """The stateful core: cases in, counter deltas out (still pure: no I/O, no wall clock).
 
-Each case keeps the set of its facts. A new fact re-evaluates the case and the engine emits
-the difference between the new and the previous contributions (−old, +new), so every
-counter downstream stays exact when events arrive late or out of order.
+Each case keeps the set of its facts. `add` files a fact under its case and marks the case
+dirty; `settle` re-evaluates every dirty case once and returns the difference between the
+new and the previous contributions (−old, +new), so every counter downstream stays exact
+when events arrive late or out of order. Batching `add`s before a `settle` evaluates a case
+once per batch instead of once per event.
 """
 
 from __future__ import annotations
 
-from bisect import insort
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
-from models.clocks import Fact, OpenClock, Rules, evaluate
+from models.clocks import ClockView, Fact, Rules, evaluate
 from models.measures import Key
 
 Delta = tuple[Key, int]
 
 
 @dataclass(slots=True)
-class _Case:
-    facts: list[Fact]
-    keys: list[Key]
-    open_clocks: list[OpenClock]
+class Case:
+    facts: list[Fact] = field(default_factory=list)
+    keys: list[Key] = field(default_factory=list)
+    clocks: list[ClockView] = field(default_factory=list)
+    anomalies: list[tuple[int, Fact]] = field(default_factory=list)
 
 
 def diff(old: Iterable[Key], new: Iterable[Key]) -> list[Delta]:
@@ -34,32 +36,51 @@ def diff(old: Iterable[Key], new: Iterable[Key]) -> list[Delta]:
 
 @dataclass
 class Engine:
-    """Clock state of many cases; `apply` returns the deltas of one event."""
+    """Clock state of many cases."""
 
     rules: Rules = field(default_factory=Rules)
     allowed_lateness_us: int = 0
-    cases: dict[str, _Case] = field(default_factory=dict)
+    cases: dict[str, Case] = field(default_factory=dict)
+    dirty: set[str] = field(default_factory=set)
     newest_us: int | None = None
     duplicates: int = 0
 
-    def apply(self, case_id: str, fact: Fact) -> list[Delta]:
-        if self.newest_us is None or fact.ts > self.newest_us:
-            self.newest_us = fact.ts
+    def add(self, case_id: str, fact: Fact) -> bool:
+        """File a fact; False if its id was already seen in the case (the first one stands)."""
         case = self.cases.get(case_id)
         if case is None:
-            case = self.cases[case_id] = _Case([], [], [])
-        elif any(f.event_id == fact.event_id for f in case.facts):
-            self.duplicates += 1  # producers must not reuse ids: the first one stands
-            return []
-        if not case.facts or fact > case.facts[-1]:
-            case.facts.append(fact)
+            case = self.cases[case_id] = Case()
         else:
-            insort(case.facts, fact)
-        outcome = evaluate(case.facts, self.rules)
-        deltas = diff(case.keys, outcome.keys)
-        case.keys = outcome.keys
-        case.open_clocks = outcome.open_clocks
-        return deltas
+            eid = fact.event_id
+            for f in case.facts:
+                if f.event_id == eid:
+                    self.duplicates += 1
+                    return False
+        case.facts.append(fact)
+        self.dirty.add(case_id)
+        if self.newest_us is None or fact.ts > self.newest_us:
+            self.newest_us = fact.ts
+        return True
+
+    def settle(self) -> list[Delta]:
+        """Re-evaluate the dirty cases; the counter deltas since the last settle."""
+        old: list[Key] = []
+        new: list[Key] = []
+        for case_id in self.dirty:
+            case = self.cases[case_id]
+            case.facts.sort()
+            outcome = evaluate(case.facts, self.rules)
+            old.extend(case.keys)
+            new.extend(outcome.keys)
+            case.keys = outcome.keys
+            case.clocks = outcome.clocks
+            case.anomalies = outcome.anomalies
+        self.dirty.clear()
+        return diff(old, new)
+
+    def apply(self, case_id: str, fact: Fact) -> list[Delta]:
+        """One event in, its deltas out (the streaming path)."""
+        return self.settle() if self.add(case_id, fact) else []
 
     @property
     def watermark_us(self) -> int | None:
@@ -68,15 +89,15 @@ class Engine:
             return None
         return self.newest_us - self.allowed_lateness_us
 
-    def open_clocks(self) -> Iterator[tuple[str, OpenClock]]:
+    def clocks(self) -> Iterator[tuple[str, ClockView]]:
         for case_id, case in self.cases.items():
-            for clock in case.open_clocks:
+            for clock in case.clocks:
                 yield case_id, clock
 
 
-def batch_counts(cases: Iterable[list[Fact]], rules: Rules) -> Counter[Key]:
-    """Counters from scratch: every case evaluated once (facts sorted, ids unique)."""
+def counts_of(engine: Engine) -> Counter[Key]:
+    """All counters from scratch (the sum every stream of deltas must equal)."""
     counts: Counter[Key] = Counter()
-    for facts in cases:
-        counts.update(evaluate(facts, rules).keys)
+    for case in engine.cases.values():
+        counts.update(case.keys)
     return counts

@@ -163,3 +163,67 @@ def rows_for(
             if i == ind and row.clocks > 0 and (unit is None or u == unit)
         )
     return out
+
+
+# Rolling windows of SPEC §4: the N local dates ending with the watermark's date, and the
+# calendar month to date.
+WINDOWS: tuple[str, ...] = ("month", "7d", "30d", "90d", "365d")
+
+
+def window_first(window: str, as_of: date) -> date:
+    if window == "month":
+        return as_of.replace(day=1)
+    if window.endswith("d") and window[:-1].isdigit():
+        return date.fromordinal(as_of.toordinal() - int(window[:-1]) + 1)
+    raise ValueError(f"window: '{window}' is not one of {', '.join(WINDOWS)}")
+
+
+@dataclass(slots=True)
+class Live:
+    """Per indicator × unit at a snapshot: the figures the metrics show."""
+
+    within: dict[str, int]  # window -> completed within the limit
+    over: dict[str, int]  # window -> completed over the limit
+    waiting: int = 0
+    waiting_over_limit: int = 0
+    paused: int = 0
+    excluded: int = 0
+    breaches: int = 0
+
+
+def live_at(counts: Iterable[tuple[Key, int]], as_of: date) -> dict[tuple[int, str], Live]:
+    """One pass over the counters for every window at once (the /metrics hot path)."""
+    snap = as_of.toordinal()
+    firsts = [(w, window_first(w, as_of).toordinal()) for w in WINDOWS]
+    out: dict[tuple[int, str], Live] = {}
+    for (measure, ind, unit, day, until), n in counts:
+        if day > snap or ind < 0 or not n:
+            continue
+        live = out.get((ind, unit))
+        if live is None:
+            live = out[(ind, unit)] = Live(dict.fromkeys(WINDOWS, 0), dict.fromkeys(WINDOWS, 0))
+        if measure == COMPLETED:
+            for w, first in firsts:
+                if day >= first:
+                    live.over[w] += n
+        elif measure == WITHIN:  # over = completed - within
+            for w, first in firsts:
+                if day >= first:
+                    live.within[w] += n
+                    live.over[w] -= n
+        elif measure == WAITING:
+            live.waiting += n
+        elif measure == WAITING_END:
+            live.waiting -= n
+        elif measure == OVER:
+            live.waiting_over_limit += n
+        elif measure == OVER_END:
+            live.waiting_over_limit -= n
+        elif measure == BREACH:
+            live.breaches += n
+        elif measure in (PAUSED, EXCLUDED) and (until == 0 or until > snap):
+            if measure == PAUSED:
+                live.paused += n
+            else:
+                live.excluded += n
+    return out

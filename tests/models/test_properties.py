@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from models.clocks import Rules, to_fact
-from models.engine import Engine, batch_counts
+from models.engine import Engine, counts_of
 from models.events import Rejection, parse_event
 from models.indicators import INDICATOR_IDS
 from models.measures import Key
@@ -78,8 +78,12 @@ def log(draw: st.DrawFn) -> list[dict[str, Any]]:
 
 
 def _sorted_counts(events: list[dict[str, Any]]) -> Counter[Key]:
-    counts = batch_counts(facts_by_case(events).values(), Rules())
-    return +counts  # drop zero entries
+    engine = Engine(Rules())
+    for case_id, facts in facts_by_case(events).items():
+        for fact in facts:
+            engine.add(case_id, fact)
+    engine.settle()
+    return +counts_of(engine)  # drop zero entries
 
 
 def _engine_counts(events: list[dict[str, Any]]) -> Counter[Key]:
