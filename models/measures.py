@@ -143,7 +143,11 @@ def rows_for(
     counts: Iterable[tuple[Key, int]], period: Period, unit: str | None = None
 ) -> list[Row]:
     """Report rows: per indicator the region-wide `ALL` row first, then units by id."""
-    per_unit = accumulate(counts, period)
+    return arrange(accumulate(counts, period), unit)
+
+
+def arrange(per_unit: dict[tuple[int, str], Row], unit: str | None = None) -> list[Row]:
+    """Units with a clock get a row; `ALL` sums them; `unit` keeps one unit (or `ALL`)."""
     region: dict[int, Row] = {}
     for (ind, _), row in per_unit.items():
         if row.clocks > 0:

@@ -11,12 +11,16 @@ import sys
 from collections.abc import Callable, Sequence
 from datetime import date
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from rich.console import Console
 
-from models.measures import Period
+from models.indicators import INDICATOR_IDS
+from models.measures import WINDOWS, Period, Row
 from models.settings import Settings
+
+if TYPE_CHECKING:
+    from consumers.store import Store
 
 stderr = Console(stderr=True, highlight=False, soft_wrap=True)
 
@@ -62,7 +66,6 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
     from consumers.deadletter import DeadLetterFile
     from consumers.logs import LogError
     from consumers.report import build_report
-    from vardgaranti import output
     from vardgaranti.progress import line_progress
 
     period = period_from(args.as_of, args.from_, args.to)
@@ -74,21 +77,7 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
             )
         except LogError as exc:
             raise UsageError(str(exc)) from None
-    header = {
-        "as_of": date.fromordinal(period.as_of).isoformat(),
-        "from": date.fromordinal(period.first).isoformat(),
-        "to": date.fromordinal(period.last).isoformat(),
-    }
-    if args.format == "json":
-        print(output.as_json(header, report.rows))
-    elif args.format == "csv":
-        sys.stdout.write(output.as_csv(report.rows))
-    else:
-        title = (
-            f"Vårdgaranti {header['from']} – {header['to']}, "
-            f"waiting at the end of {header['as_of']}"
-        )
-        output.as_table(title, report.rows, Console(width=max(Console().width, 140)))
+    _emit(args.format, _header(period), report.rows)
     s = report.stats
     summary = f"{s.lines} lines, {s.events} events"
     if s.rejected:
@@ -118,6 +107,101 @@ def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+# ---------------------------------------------------------------- replay and query
+
+
+def open_store(url: str) -> Store:
+    from consumers.store import Store, StoreError
+
+    try:
+        return Store(url)
+    except StoreError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
+    from consumers.logs import LogError
+    from consumers.replay import Pipeline, replay
+    from consumers.store import StoreError
+    from vardgaranti.progress import line_progress
+
+    store = open_store(args.db or settings.database_url)
+    try:
+        pipeline = Pipeline.restore(store, settings.rules(), settings.allowed_lateness_us)
+        with line_progress("replaying") as tick:
+            stats = replay(args.files, store, pipeline, progress=tick)
+    except (LogError, StoreError) as exc:
+        raise UsageError(str(exc)) from None
+    rate = stats.lines / stats.seconds if stats.seconds else 0.0
+    line = (f"{stats.lines} lines in {stats.seconds:.1f} s ({rate:,.0f}/s): "
+            f"{stats.new_events} new events, {stats.duplicates} already known")
+    if stats.rejected:
+        line += "; rejected: " + ", ".join(f"{k} {v}" for k, v in sorted(stats.rejected.items()))
+    stderr.print(line)
+    return 0
+
+
+def window_period(
+    store: Store, window: str, first: date | None, last: date | None, as_of: date | None
+) -> Period:
+    """--from/--to win; otherwise the window ending at the store's watermark date."""
+    from models.calendar import local_day
+    from models.measures import window_first
+
+    if first or last:
+        if not (first and last):
+            raise UsageError("--from and --to go together")
+        return period_from(as_of or last, first, last)
+    if as_of is None:
+        newest = store.newest_event_us()
+        if newest is None:
+            raise UsageError("the store is empty: run `vardgaranti replay FILE…` first")
+        as_of = date.fromordinal(local_day(newest))
+    try:
+        return period_from(as_of, window_first(window, as_of), as_of)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def cmd_query(args: argparse.Namespace, settings: Settings) -> int:
+    from consumers.store import StoreError
+    from models.measures import arrange
+
+    store = open_store(args.db or settings.database_url)
+    try:
+        period = window_period(store, args.window, args.from_, args.to, args.as_of)
+        rows = arrange(store.per_unit(period, args.indicator), args.unit)
+    except StoreError as exc:
+        raise UsageError(str(exc)) from None
+    header = _header(period)
+    header["window"] = args.window if not (args.from_ or args.to) else "custom"
+    _emit(args.format, header, rows)
+    return 0
+
+
+def _header(period: Period) -> dict[str, str]:
+    return {
+        "as_of": date.fromordinal(period.as_of).isoformat(),
+        "from": date.fromordinal(period.first).isoformat(),
+        "to": date.fromordinal(period.last).isoformat(),
+    }
+
+
+def _emit(fmt: str, header: dict[str, str], rows: list[Row]) -> None:
+    from vardgaranti import output
+
+    if fmt == "json":
+        print(output.as_json(header, rows))
+    elif fmt == "csv":
+        sys.stdout.write(output.as_csv(rows))
+    else:
+        title = (
+            f"Vårdgaranti {header['from']} – {header['to']}, "
+            f"waiting at the end of {header['as_of']}"
+        )
+        output.as_table(title, rows, Console(width=max(Console().width, 140)))
+
+
 # ---------------------------------------------------------------- parser
 
 
@@ -145,6 +229,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scale", type=float, default=1.0, help="1 = the region's real volume")
     p.add_argument("--bad-rate", type=float, default=0.0, help="share of malformed lines")
     p.set_defaults(run=cmd_generate)
+
+    p = sub.add_parser("replay", help="process event logs into the store (embedded)")
+    p.add_argument("files", nargs="+", type=_existing, metavar="FILE")
+    p.add_argument("--db", help="database URL (default: VARDGARANTI_DATABASE_URL)")
+    p.set_defaults(run=cmd_replay)
+
+    p = sub.add_parser("query", help="read stored aggregates")
+    p.add_argument("--indicator", choices=INDICATOR_IDS, help="one indicator (default: all)")
+    p.add_argument("--unit", help="only this unit's rows (ALL: region-wide only)")
+    p.add_argument("--window", choices=WINDOWS, default="month",
+                   help="ending at the newest event's date (default: month)")
+    p.add_argument("--from", dest="from_", type=_date, help="first local date")
+    p.add_argument("--to", type=_date, help="last local date")
+    p.add_argument("--as-of", type=_date, help="snapshot day (default: --to, or the newest)")
+    p.add_argument("--format", choices=("table", "json", "csv"), default="table")
+    p.add_argument("--db", help="database URL (default: VARDGARANTI_DATABASE_URL)")
+    p.set_defaults(run=cmd_query)
     return parser
 
 

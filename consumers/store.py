@@ -1,0 +1,260 @@
+"""The SQL store (SQLite by default, PostgreSQL by URL): schema at start, idempotent writes.
+
+Each batch goes in one transaction: the new facts, the clocks of the cases they touched,
+the absolute values of the counters they moved, and the dead letters. An interrupted
+replay therefore leaves a consistent store, and running it again completes it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from sqlalchemy import Engine, and_, bindparam, case, delete, event, func, or_, select, text
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
+from sqlmodel import SQLModel, create_engine
+
+from consumers.deadletter import DeadLetter
+from models.calendar import from_micros
+from models.clocks import ClockView, Fact
+from models.indicators import INDICATORS, ORDER
+from models.measures import MEASURE_NAMES, Key, Period, Row
+from models.tables import OPEN_END, ClockRow, DailyCount, DeadLetterRow, EventRow
+
+EVENTS = EventRow.__table__  # type: ignore[attr-defined]
+CLOCKS = ClockRow.__table__  # type: ignore[attr-defined]
+COUNTS = DailyCount.__table__  # type: ignore[attr-defined]
+DEAD = DeadLetterRow.__table__  # type: ignore[attr-defined]
+
+
+class StoreError(Exception):
+    """The store cannot be reached or written: one line, for the user."""
+
+
+@dataclass(frozen=True, slots=True)
+class AtRisk:
+    case_id: str
+    indicator: str
+    unit_id: str
+    started_at: str
+    deadline: str
+    days_left: int
+    patient_ref: str | None
+
+
+def _counter_row(key: Key, count: int) -> dict[str, Any]:
+    measure, ind, unit, day, until = key
+    return {
+        "indicator": INDICATORS[ind].id if ind >= 0 else "",
+        "unit_id": unit,
+        "measure": MEASURE_NAMES[measure],
+        "day": date.fromordinal(day),
+        "until_day": date.fromordinal(until) if until else OPEN_END,
+        "count": count,
+    }
+
+
+def _clock_row(case_id: str, c: ClockView) -> dict[str, Any]:
+    return {
+        "case_id": case_id,
+        "indicator": INDICATORS[c.indicator].id,
+        "unit_id": c.unit,
+        "state": c.state,
+        "started_at": from_micros(c.start),
+        "deadline": date.fromordinal(c.deadline),
+        "fulfilled_at": from_micros(c.fulfilled) if c.fulfilled is not None else None,
+        "within": c.within,
+        "external": c.external,
+        "patient_ref": c.patient_ref,
+    }
+
+
+class Store:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        try:
+            self.engine: Engine = create_engine(url, pool_pre_ping=True)
+        except (SQLAlchemyError, ImportError, ValueError) as exc:
+            raise StoreError(f"database URL '{_safe(url)}': {exc}") from None
+        if self.engine.dialect.name == "sqlite":
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        elif self.engine.dialect.name != "postgresql":
+            raise StoreError(f"database URL '{_safe(url)}': only SQLite and PostgreSQL")
+        try:
+            SQLModel.metadata.create_all(self.engine)
+        except SQLAlchemyError as exc:
+            raise StoreError(
+                f"cannot open the store at '{_safe(url)}': {_first_line(exc)}"
+            ) from None
+
+    def _insert(self, table: Any) -> Any:
+        dialect = postgresql if self.engine.dialect.name == "postgresql" else sqlite
+        return dialect.insert(table)
+
+    def ping(self) -> bool:
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+            return True
+        except SQLAlchemyError:
+            return False
+
+    # ------------------------------------------------------------ writes
+
+    def write_batch(
+        self,
+        facts: Iterable[tuple[str, Fact]],
+        clocks: Iterable[tuple[str, ClockView]],
+        counts: Mapping[Key, int],
+        dead: Iterable[DeadLetter],
+    ) -> None:
+        event_rows = [
+            {"case_id": c, "event_id": f.event_id, "ts_us": f.ts, "rank": f.rank,
+             "unit_id": f.unit, "ind": f.ind, "flag": f.flag, "text": f.text}
+            for c, f in facts
+        ]
+        clock_rows = [_clock_row(c, v) for c, v in clocks]
+        live = [_counter_row(k, n) for k, n in counts.items() if n]
+        gone = [_counter_row(k, 0) for k, n in counts.items() if not n]
+        dead_rows = [
+            {"source": d.source, "reason": d.reason, "message": d.message, "raw": d.raw}
+            for d in dead
+        ]
+        try:
+            with self.engine.begin() as conn:
+                if event_rows:
+                    conn.execute(self._insert(EVENTS).on_conflict_do_nothing(), event_rows)
+                if clock_rows:
+                    stmt = self._insert(CLOCKS)
+                    conn.execute(stmt.on_conflict_do_update(
+                        index_elements=["case_id", "indicator"],
+                        set_={c: stmt.excluded[c] for c in clock_rows[0]
+                              if c not in ("case_id", "indicator")},
+                    ), clock_rows)
+                if live:
+                    stmt = self._insert(COUNTS)
+                    conn.execute(stmt.on_conflict_do_update(
+                        index_elements=["indicator", "unit_id", "measure", "day", "until_day"],
+                        set_={"count": stmt.excluded["count"]},
+                    ), live)
+                if gone:  # a counter back at zero: no row, as if it had never moved
+                    conn.execute(delete(COUNTS).where(and_(
+                        *(COUNTS.c[k] == bindparam(k) for k in
+                          ("indicator", "unit_id", "measure", "day", "until_day"))
+                    )), gone)
+                if dead_rows:
+                    conn.execute(self._insert(DEAD).on_conflict_do_nothing(), dead_rows)
+        except SQLAlchemyError as exc:
+            raise StoreError(f"writing to the store failed: {_first_line(exc)}") from None
+
+    # ------------------------------------------------------------ reads
+
+    def facts(self) -> Iterator[tuple[str, Fact]]:
+        """Every stored fact, for rebuilding the clock state."""
+        cols = EVENTS.c
+        query = select(cols.case_id, cols.ts_us, cols.rank, cols.event_id, cols.unit_id,
+                       cols.ind, cols.flag, cols.text)
+        with self.engine.connect() as conn:
+            for row in conn.execution_options(yield_per=50_000).execute(query):
+                yield row[0], Fact(*row[1:])
+
+    def newest_event_us(self) -> int | None:
+        with self.engine.connect() as conn:
+            value = conn.execute(select(func.max(EVENTS.c.ts_us))).scalar()
+        return int(value) if value is not None else None
+
+    def per_unit(self, period: Period, indicator: str | None = None) -> dict[tuple[int, str], Row]:
+        """The same arithmetic as models.measures.accumulate, done by the database."""
+        c = COUNTS.c
+        first, last, snap = (date.fromordinal(d) for d in (period.first, period.last,
+                                                            period.as_of))
+
+        def total(*conds: Any) -> Any:
+            return func.coalesce(func.sum(case((and_(*conds), c.count), else_=0)), 0)
+
+        def m(name: str) -> Any:
+            return c.measure == name
+
+        in_period = and_(c.day >= first, c.day <= last)
+        still = c.until_day > snap
+        query = (
+            select(
+                c.indicator, c.unit_id,
+                total(m("clocks")),
+                total(m("completed"), in_period),
+                total(m("within"), in_period),
+                total(m("waiting")) - total(m("waiting_end")),
+                total(m("over")) - total(m("over_end")),
+                total(m("paused"), in_period, still),
+                total(m("excluded"), in_period, still),
+                total(m("cancelled"), in_period, still),
+            )
+            .where(c.day <= snap, c.indicator != "")
+            .group_by(c.indicator, c.unit_id)
+        )
+        if indicator is not None:
+            query = query.where(c.indicator == indicator)
+        out: dict[tuple[int, str], Row] = {}
+        with self.engine.connect() as conn:
+            for ind, unit, clocks, done, within, waiting, over, paused, excl, canc in (
+                conn.execute(query)
+            ):
+                out[(ORDER[ind], unit)] = Row(
+                    ind, unit, completed=int(done), completed_within=int(within),
+                    waiting=int(waiting), waiting_over_limit=int(over), paused=int(paused),
+                    excluded=int(excl), cancelled=int(canc), clocks=int(clocks),
+                )
+        return out
+
+    def at_risk(
+        self, today: date, indicator: str | None = None, unit: str | None = None,
+        limit: int = 1000,
+    ) -> list[AtRisk]:
+        """Open clocks due within their indicator's at-risk horizon, soonest first."""
+        c = CLOCKS.c
+        horizon = or_(*(
+            and_(c.indicator == ind.id,
+                 c.deadline <= date.fromordinal(today.toordinal() + ind.at_risk_days))
+            for ind in INDICATORS
+        ))
+        query = select(CLOCKS).where(c.state == "open", c.deadline >= today, horizon)
+        if indicator is not None:
+            query = query.where(c.indicator == indicator)
+        if unit is not None:
+            query = query.where(c.unit_id == unit)
+        query = query.order_by(c.deadline, c.indicator, c.unit_id, c.case_id).limit(limit)
+        with self.engine.connect() as conn:
+            return [
+                AtRisk(r.case_id, r.indicator, r.unit_id, r.started_at.isoformat(),
+                       r.deadline.isoformat(), (r.deadline - today).days, r.patient_ref)
+                for r in conn.execute(query)
+            ]
+
+    def dead_letter_counts(self) -> dict[str, int]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(DEAD.c.reason, func.count()).group_by(DEAD.c.reason))
+            return {reason: int(n) for reason, n in rows}
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.close()
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(getattr(exc, "orig", None) or exc).strip().splitlines()[0][:300]
+
+
+def _safe(url: str) -> str:
+    """The URL without its password, for messages."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "<unparsable URL>"
+

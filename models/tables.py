@@ -1,0 +1,66 @@
+"""SQLModel tables of the store (SPEC §6): events, clocks, per-day counters, dead letters.
+
+`events` holds the facts of every case: the clock state is a function of them, so a replay
+can resume, a second log can follow the first, and re-running a log changes nothing
+(its ids are already there). `daily_counts` holds absolute counter values, written by
+upsert, so writes are idempotent.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import BigInteger, Column, Index, SmallInteger
+from sqlmodel import Field, SQLModel
+
+# `until_day` of counters that are not spans, and of spans still running
+OPEN_END = date(9999, 12, 31)
+
+
+class EventRow(SQLModel, table=True):
+    __tablename__ = "events"
+
+    case_id: str = Field(primary_key=True, max_length=128)
+    event_id: str = Field(primary_key=True, max_length=128)
+    ts_us: int = Field(sa_column=Column(BigInteger, nullable=False))
+    rank: int = Field(sa_column=Column(SmallInteger, nullable=False))
+    unit_id: str = Field(max_length=64)
+    ind: int = Field(sa_column=Column(SmallInteger, nullable=False))
+    flag: int = Field(sa_column=Column(SmallInteger, nullable=False))
+    text: str | None = Field(default=None, max_length=128)
+
+
+class ClockRow(SQLModel, table=True):
+    __tablename__ = "clocks"
+    __table_args__ = (Index("ix_clocks_state_deadline", "state", "deadline"),)
+
+    case_id: str = Field(primary_key=True, max_length=128)
+    indicator: str = Field(primary_key=True, max_length=32)
+    unit_id: str = Field(max_length=64, index=True)
+    state: str = Field(max_length=16)
+    started_at: datetime
+    deadline: date
+    fulfilled_at: datetime | None = None
+    within: bool | None = None
+    external: bool = False
+    patient_ref: str | None = Field(default=None, max_length=128)
+
+
+class DailyCount(SQLModel, table=True):
+    __tablename__ = "daily_counts"
+
+    indicator: str = Field(primary_key=True, max_length=32)  # '' for events fitting no clock
+    unit_id: str = Field(primary_key=True, max_length=64)
+    measure: str = Field(primary_key=True, max_length=16)
+    day: date = Field(primary_key=True)
+    until_day: date = Field(primary_key=True, default=OPEN_END)
+    count: int
+
+
+class DeadLetterRow(SQLModel, table=True):
+    __tablename__ = "dead_letters"
+
+    source: str = Field(primary_key=True, max_length=512)  # file:line, topic/partition/offset
+    reason: str = Field(max_length=32, index=True)
+    message: str
+    raw: str
