@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 
 ## demo: the main job, embedded (no servers needed)
 demo: $(STAMP)
-	$(BIN)/vardgaranti report vardgaranti/examples/example.jsonl --as-of 2024-03-31
+	$(BIN)/vardgaranti demo $(DEMO_ARGS)
 
 ## test: the test suite (unit, property and integration tests)
 test: $(STAMP)

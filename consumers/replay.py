@@ -17,8 +17,8 @@ from consumers.logs import read_lines
 from consumers.store import Store
 from models.clocks import ClockView, Fact, Rules, to_fact
 from models.engine import Engine
-from models.events import Rejection, parse_event
-from models.measures import Key
+from models.events import DUPLICATE, Rejection, parse_event
+from models.measures import ANOMALY_REASONS, Key
 
 BATCH = 20_000
 
@@ -32,6 +32,16 @@ class Pipeline:
     processed: Counter[str] = field(default_factory=Counter)
     rejected: Counter[str] = field(default_factory=Counter)
     last_event_wall: float | None = None
+
+    @property
+    def ignored(self) -> dict[str, int]:
+        """Valid events that changed no clock: repeated ids, and those fitting no clock."""
+        out = dict.fromkeys(ANOMALY_REASONS.values(), 0)
+        out[DUPLICATE] = self.engine.duplicates
+        for key, n in self.counts.items():
+            if key[0] in ANOMALY_REASONS:
+                out[ANOMALY_REASONS[key[0]]] += n
+        return out
 
     @classmethod
     def restore(cls, store: Store, rules: Rules, lateness_us: int = 0) -> Pipeline:

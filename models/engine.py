@@ -14,7 +14,10 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from models.clocks import ClockView, Fact, Rules, evaluate
+from models.indicators import INDICATORS
 from models.measures import Key
+
+AT_RISK_DAYS = tuple(i.at_risk_days for i in INDICATORS)
 
 Delta = tuple[Key, int]
 
@@ -93,6 +96,15 @@ class Engine:
         for case_id, case in self.cases.items():
             for clock in case.clocks:
                 yield case_id, clock
+
+
+def at_risk_counts(clocks: Iterable[ClockView], today: int) -> Counter[tuple[int, str]]:
+    """Open clocks due within their indicator's at-risk horizon, per (indicator, unit)."""
+    out: Counter[tuple[int, str]] = Counter()
+    for c in clocks:
+        if c.state == "open" and 0 <= c.deadline - today <= AT_RISK_DAYS[c.indicator]:
+            out[(c.indicator, c.unit)] += 1
+    return out
 
 
 def counts_of(engine: Engine) -> Counter[Key]:

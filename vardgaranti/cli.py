@@ -202,6 +202,25 @@ def _emit(fmt: str, header: dict[str, str], rows: list[Row]) -> None:
         output.as_table(title, rows, Console(width=max(Console().width, 140)))
 
 
+# ---------------------------------------------------------------- demo
+
+
+def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    from consumers.store import StoreError
+    from vardgaranti.demo import DemoOptions, run
+
+    if args.scale <= 0:
+        raise UsageError("--scale must be above 0")
+    opts = DemoOptions(
+        year=args.year, scale=args.scale, seed=args.seed, data_dir=args.data_dir,
+        host=settings.http_host, port=args.port or settings.http_port,
+    )
+    try:
+        return run(opts, settings)
+    except StoreError as exc:
+        raise UsageError(str(exc)) from None
+
+
 # ---------------------------------------------------------------- parser
 
 
@@ -229,6 +248,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scale", type=float, default=1.0, help="1 = the region's real volume")
     p.add_argument("--bad-rate", type=float, default=0.0, help="share of malformed lines")
     p.set_defaults(run=cmd_generate)
+
+    p = sub.add_parser("demo", help="generate a year, replay it, show it, serve the API")
+    p.add_argument("--scale", type=float, default=0.1, help="share of the region's volume")
+    p.add_argument("--port", type=int, help="HTTP port (default: VARDGARANTI_HTTP_PORT, 8000)")
+    p.add_argument("--year", type=int, default=date.today().year - 1)
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--data-dir", type=Path, default=Path(".cache/demo"),
+                   help="where the generated log and the demo store are kept")
+    p.set_defaults(run=cmd_demo)
 
     p = sub.add_parser("replay", help="process event logs into the store (embedded)")
     p.add_argument("files", nargs="+", type=_existing, metavar="FILE")

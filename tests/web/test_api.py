@@ -1,0 +1,130 @@
+"""The HTTP API and /metrics over a real store, checked against `report`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from prometheus_client.parser import text_string_to_metric_families
+
+from consumers.replay import Pipeline, replay
+from consumers.report import build_report
+from consumers.store import Store
+from models.clocks import Rules
+from models.measures import Period
+from tests.consumers.test_store_replay import synthetic, write_log
+from vardgaranti.serve import pipeline_snapshot
+from web.api import create_app
+from web.metrics import registry_for
+
+TOKEN = "s3cret-token"
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestClient, Path]]:
+    tmp = tmp_path_factory.mktemp("api")
+    log = write_log(tmp / "year.jsonl", synthetic(1200), ("garbage",))
+    store = Store(f"sqlite:///{tmp / 'api.db'}")
+    pipeline = Pipeline.restore(store, Rules())
+    replay([log], store, pipeline)
+    app = create_app(store, registry_for(lambda: pipeline_snapshot(pipeline)),
+                     lambda: date(2024, 12, 31), TOKEN)
+    yield TestClient(app), log
+
+
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+def test_token_required_for_the_api(world: tuple[TestClient, Path]) -> None:
+    client, _ = world
+    assert client.get("/api/v1/aggregates").status_code == 401
+    bad = client.get("/api/v1/aggregates", headers={"Authorization": "Bearer nope"})
+    assert bad.status_code == 401
+    assert bad.headers["www-authenticate"] == "Bearer"
+    assert client.get("/api/v1/aggregates", headers=AUTH).status_code == 200
+    assert client.get("/api/v1/at-risk", headers=AUTH).status_code == 200
+    # health and metrics stay open for probes and Prometheus
+    assert client.get("/healthz").status_code == 200
+    assert client.get("/readyz").status_code == 200
+    assert client.get("/metrics").status_code == 200
+
+
+def test_refusal_is_logged_without_the_token(
+    world: tuple[TestClient, Path], caplog: pytest.LogCaptureFixture
+) -> None:
+    client, _ = world
+    with caplog.at_level("DEBUG"):
+        client.get("/api/v1/aggregates", headers={"Authorization": "Bearer wrong-secret"})
+    assert "refused" in caplog.text
+    assert "wrong-secret" not in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"indicator": "dental"}, "indicator"),
+        ({"window": "2d"}, "window"),
+        ({"from": "2024-13-01", "to": "2024-12-31"}, "from"),
+        ({"limit": "0"}, "limit"),
+    ],
+)
+def test_bad_parameters_422_naming_the_field(
+    world: tuple[TestClient, Path], params: dict[str, str], field: str
+) -> None:
+    client, _ = world
+    path = "/api/v1/at-risk" if "limit" in params else "/api/v1/aggregates"
+    response = client.get(path, params=params, headers=AUTH)
+    assert response.status_code == 422
+    assert field in response.text
+
+
+def test_from_without_to_is_refused(world: tuple[TestClient, Path]) -> None:
+    client, _ = world
+    response = client.get("/api/v1/aggregates", params={"from": "2024-01-01"}, headers=AUTH)
+    assert response.status_code == 422
+    assert "go together" in response.json()["detail"]
+
+
+def test_aggregates_equal_report(world: tuple[TestClient, Path]) -> None:
+    client, log = world
+    got = client.get("/api/v1/aggregates", params={"window": "90d"}, headers=AUTH).json()
+    assert (got["from"], got["to"]) == ("2024-10-03", "2024-12-31")
+    period = Period.of(date(2024, 10, 3), date(2024, 12, 31), date(2024, 12, 31))
+    assert got["rows"] == [r.as_dict() for r in build_report([log], period).rows]
+    one = client.get("/api/v1/aggregates", headers=AUTH,
+                     params={"indicator": "besok_90", "unit": "u1", "from": "2024-06-01",
+                             "to": "2024-06-30", "as_of": "2024-06-30"}).json()
+    period = Period.of(date(2024, 6, 1), date(2024, 6, 30), date(2024, 6, 30))
+    expected = [r.as_dict() for r in build_report([log], period, unit="u1").rows
+                if r.indicator == "besok_90"]
+    assert one["rows"] == expected and expected
+
+
+def test_metrics_numbers_match_report(world: tuple[TestClient, Path]) -> None:
+    client, log = world
+    text = client.get("/metrics").text
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text) for s in family.samples
+    }
+    period = Period.of(date(2024, 12, 1), date(2024, 12, 31), date(2024, 12, 31))
+    checked = 0
+    for row in build_report([log], period).rows:
+        if row.unit_id == "ALL":
+            continue
+        base = (("indicator", row.indicator), ("unit", row.unit_id))
+        month = tuple(sorted((*base, ("window", "month"))))
+        assert samples[("vardgaranti_completed_within", month)] == row.completed_within
+        assert samples[("vardgaranti_completed_over", month)] == (
+            row.completed - row.completed_within
+        )
+        assert samples[("vardgaranti_waiting", base)] == row.waiting
+        assert samples[("vardgaranti_waiting_over_limit", base)] == row.waiting_over_limit
+        checked += 1
+    assert checked > 10
+    assert samples[("vardgaranti_events_rejected_total", (("reason", "invalid_json"),))] == 1
+    assert samples[("vardgaranti_target_ratio", (("indicator", "besok_90"),))] == 0.95
+    assert not any("case" in name or "patient" in str(labels) for name, labels in samples)

@@ -1,0 +1,130 @@
+"""HTTP API of the demo server and the worker (SPEC §5.3), on FastAPI.
+
+`/metrics`, `/healthz` and `/readyz` are open; `/api/v1/*` needs the bearer token when one
+is configured. The worklist shows case ids and `patient_ref` only, never identity.
+"""
+
+import hmac
+import logging
+from collections.abc import Callable
+from dataclasses import asdict
+from datetime import date
+from typing import Annotated, Any, Literal, Protocol
+
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi.responses import PlainTextResponse, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.registry import CollectorRegistry
+
+from models.indicators import INDICATOR_IDS
+from models.measures import WINDOWS, Period, Row, arrange, window_first
+
+log = logging.getLogger("vardgaranti.api")
+
+IndicatorParam = Literal[INDICATOR_IDS]  # type: ignore[valid-type]
+WindowParam = Literal[WINDOWS]  # type: ignore[valid-type]
+# FastAPI resolves annotations at runtime: this module keeps them unpostponed and the
+# bearer scheme at module level so the dependency is found
+_BEARER = HTTPBearer(auto_error=False)
+
+
+class Source(Protocol):
+    """What the API reads: the store in embedded mode, the worker's tables when streaming."""
+
+    def per_unit(
+        self, period: Period, indicator: str | None = None
+    ) -> dict[tuple[int, str], Row]: ...
+
+    def at_risk(
+        self, today: date, indicator: str | None = None, unit: str | None = None,
+        limit: int = 1000,
+    ) -> list[Any]: ...
+
+    def ping(self) -> bool: ...
+
+
+def create_app(
+    source: Source,
+    registry: CollectorRegistry,
+    today: Callable[[], date | None],
+    token: str | None = None,
+) -> FastAPI:
+    """`today` gives the watermark's local date (None before the first event)."""
+    app = FastAPI(
+        title="vårdgaranti monitor",
+        description="Care-guarantee compliance per unit and region-wide, and the worklist.",
+        version="1",
+    )
+    def authorised(
+        request: Request,
+        cred: Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)],
+    ) -> None:
+        if token is None:
+            return
+        given = cred.credentials if cred is not None else ""
+        # constant-time comparison; the refusal is logged without the token
+        if not hmac.compare_digest(given.encode(), token.encode()):
+            log.warning("refused %s %s: %s bearer token", request.method, request.url.path,
+                        "wrong" if given else "no")
+            raise HTTPException(401, "a valid bearer token is required",
+                                headers={"WWW-Authenticate": "Bearer"})
+
+    def snapshot_day(as_of: date | None) -> date:
+        day = as_of or today()
+        if day is None:
+            raise HTTPException(503, "no events processed yet")
+        return day
+
+    @app.get("/metrics", include_in_schema=False)
+    def metrics() -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> PlainTextResponse:
+        return PlainTextResponse("ok")
+
+    @app.get("/readyz", include_in_schema=False)
+    def readyz() -> Response:
+        if not source.ping():
+            return PlainTextResponse("store unreachable", status_code=503)
+        return PlainTextResponse("ready")
+
+    @app.get("/api/v1/aggregates", dependencies=[Depends(authorised)])
+    def aggregates(
+        indicator: IndicatorParam | None = None,
+        unit: Annotated[str | None, Query(max_length=64)] = None,
+        window: WindowParam = "month",
+        from_: Annotated[date | None, Query(alias="from")] = None,
+        to: date | None = None,
+        as_of: date | None = None,
+    ) -> dict[str, Any]:
+        """Rows as `vardgaranti report`: the window ending today, or `from`..`to`."""
+        if (from_ is None) != (to is None):
+            raise HTTPException(422, "query parameters 'from' and 'to' go together")
+        snap = as_of or to or snapshot_day(None)
+        first = from_ or window_first(window, snap)
+        last = to or snap
+        try:
+            period = Period.of(first, last, snap)
+        except ValueError as exc:
+            raise HTTPException(422, str(exc)) from None
+        rows = arrange(source.per_unit(period, indicator), unit)
+        return {
+            "as_of": snap.isoformat(), "from": first.isoformat(), "to": last.isoformat(),
+            "window": window if from_ is None else "custom",
+            "rows": [r.as_dict() for r in rows],
+        }
+
+    @app.get("/api/v1/at-risk", dependencies=[Depends(authorised)])
+    def at_risk(
+        indicator: IndicatorParam | None = None,
+        unit: Annotated[str | None, Query(max_length=64)] = None,
+        limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+    ) -> dict[str, Any]:
+        """Open clocks about to pass their deadline, soonest first (the worklist)."""
+        day = snapshot_day(None)
+        items = source.at_risk(day, indicator, unit, limit)
+        return {"as_of": day.isoformat(), "cases": [asdict(i) for i in items]}
+
+    return app
