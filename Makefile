@@ -24,7 +24,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 
 types: $(STAMP)
-	$(BIN)/mypy models consumers streams dashboards web vardgaranti
+	$(BIN)/mypy models consumers streams dashboards web vardgaranti benchmarks
 
 ## check: lint, types and tests (what CI runs)
 check: lint types test

@@ -7,6 +7,7 @@ user mistake), 1 for anything unexpected.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 from datetime import date
@@ -221,6 +222,28 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
         raise UsageError(str(exc)) from None
 
 
+# ---------------------------------------------------------------- dashboards
+
+
+def cmd_dashboards(args: argparse.Namespace, settings: Settings) -> int:
+    from dashboards.grafana import GrafanaError, check, push
+
+    token = args.token or os.environ.get("GRAFANA_TOKEN")
+    try:
+        if args.action == "push":
+            pushed = push(args.url, token, folder=args.folder)
+            stderr.print(f"pushed {len(pushed)} dashboards: {', '.join(pushed)}")
+            return 0
+        differences = check(args.url, token)
+    except GrafanaError as exc:
+        raise UsageError(str(exc)) from None
+    for line in differences:
+        print(line)
+    stderr.print("dashboards match the files" if not differences
+                 else f"{len(differences)} differences")
+    return 0 if not differences else 1
+
+
 # ---------------------------------------------------------------- parser
 
 
@@ -257,6 +280,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", type=Path, default=Path(".cache/demo"),
                    help="where the generated log and the demo store are kept")
     p.set_defaults(run=cmd_demo)
+
+    p = sub.add_parser("dashboards", help="push the Grafana dashboards, or check them")
+    p.add_argument("action", choices=("push", "check"))
+    p.add_argument("--url", required=True, help="Grafana base URL")
+    p.add_argument("--token", help="Grafana service-account token (default: GRAFANA_TOKEN)")
+    p.add_argument("--folder", default="vardgaranti", help="folder uid for push")
+    p.set_defaults(run=cmd_dashboards)
 
     p = sub.add_parser("replay", help="process event logs into the store (embedded)")
     p.add_argument("files", nargs="+", type=_existing, metavar="FILE")
