@@ -443,9 +443,11 @@ class _Engine:
             off, suf = self.off0[d], self.suf0[d]
         else:
             gap = self.gap[d]
-            if s < self.tr[d] + gap:  # a local time that does not exist: skip the hour
-                s += gap
-                at += gap
+            if s < self.tr[d] + gap:
+                # a local time that does not exist (spring forward): the switch instant, which
+                # keeps the case's events in order
+                at += self.tr[d] + gap - s
+                s = self.tr[d] + gap
             off, suf = self.off1[d], self.suf1[d]
         self.events += 1
         self.by_type[etype] = self.by_type.get(etype, 0) + 1
@@ -521,17 +523,16 @@ class _Engine:
 
     # ----------------------------------------------------------------- the main loop
     def run(self, sink: _Sink, progress: bool) -> None:
-        first = 0
+        # day 0 is 1 January of the year before: the warm start of the long clocks
         pc_first = self.first_day - WARM_START_DAYS_PRIMARY
         carry = [0.0, 0.0, 0.0]
         rnd = self.rng.random
         update: Callable[[int], None] | None = None
         bar: Any = None
         if progress:
-            bar, update = self._progress(self.last_day + 1 - first)
-        started = time.perf_counter()
+            bar, update = self._progress(self.last_day + 1)
         try:
-            for d in range(first, self.last_day + 1):
+            for d in range(self.last_day + 1):
                 noise = 1.0 + 0.06 * (rnd() - 0.5)  # day-to-day variation in the inflow
                 counts = []
                 for k, daily in enumerate((self.n_primary, self.n_spec, self.n_bup)):
@@ -547,16 +548,15 @@ class _Engine:
                     self._bup_case(d)
                 self._flush(d, sink)
                 if update is not None:
-                    update(d - first + 1)
+                    update(d + 1)
             # late and duplicate copies that arrive after the year
             for d in range(self.last_day + 1, self.ndays):
                 self._flush(d, sink)
             if update is not None:
-                update(self.last_day + 1 - first)
+                update(self.last_day + 1)
         finally:
             if bar is not None:
                 bar.stop()
-        self.seconds = time.perf_counter() - started
 
     def _progress(self, days: int) -> tuple[Any, Callable[[int], None]]:
         from rich.console import Console
