@@ -132,6 +132,8 @@ _WAIT_SHAPE: Final = {
     "bup_behandling_30": (1.6, 1.2, 40.0),
 }
 _MAX_LATE_DAYS: Final = 300
+# typical days from referral to the decision that starts the clock
+_DECISION_LAG: Final = {"atgard_90": 60, "bup_utredning_30": 40, "bup_behandling_30": 75}
 
 # Malformed lines (bad_rate). 19121212-1212 is Skatteverket's published test identity
 # (Tolvan Tolvansson), not a real person.
@@ -369,18 +371,20 @@ class _Engine:
                                   referral_days)
         self.n_bup = self._daily(BUP_REFERRALS_PER_MONTH * 12, _MONTH_BUP, referral_days)
 
-    def _season_mix(self, daily: Sequence[float], shift: int) -> list[tuple[float, float]]:
+    def _season_mix(self, daily: Sequence[float], shift: int, lag: int
+                    ) -> list[tuple[float, float]]:
         acc: dict[float, float] = {}
         for d in range(self.first_day, self.last_day + 1):
             s = self.season[d + shift]
-            acc[s] = acc.get(s, 0.0) + daily[d]
+            acc[s] = acc.get(s, 0.0) + daily[d - lag]
         return sorted((w, o) for o, w in acc.items())
 
     def _intercept(
         self, ind: Indicator, units: Sequence[tuple[float, float]],
         cats: Sequence[tuple[float, float]], daily: Sequence[float],
     ) -> float:
-        seasons = self._season_mix(daily, self._season_shift(ind))
+        # decisions come weeks after the referral: their volume follows the inflow late
+        seasons = self._season_mix(daily, self._season_shift(ind), _DECISION_LAG.get(ind.id, 0))
         mix = [(wu * wc * ws, ou + oc + os_) for wu, ou in units for wc, oc in cats
                for ws, os_ in seasons]
         return _solve_intercept(ind.result_2023, mix)
