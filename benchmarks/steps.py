@@ -8,7 +8,6 @@ import time
 from datetime import date
 from pathlib import Path
 
-from consumers.logs import read_lines
 from consumers.replay import Pipeline
 from consumers.replay import replay as run_replay
 from consumers.report import build_report
@@ -44,4 +43,3 @@ def replay(log: str, tmp: str) -> dict[str, float]:
     return {"events": stats.lines, "seconds": time.perf_counter() - started}
 
 
-__all__ = ["json_pass", "read_lines", "replay", "report"]

@@ -10,11 +10,13 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 
 from consumers.deadletter import DeadLetter
 from consumers.logs import read_lines
 from consumers.store import Store
+from models.calendar import local_day
 from models.clocks import ClockView, Fact, Rules, to_fact
 from models.engine import Engine
 from models.events import DUPLICATE, Rejection, parse_event
@@ -32,6 +34,11 @@ class Pipeline:
     processed: Counter[str] = field(default_factory=Counter)
     rejected: Counter[str] = field(default_factory=Counter)
     last_event_wall: float | None = None
+
+    def today(self) -> date | None:
+        """The watermark's local date: "today" for windows and the worklist."""
+        wm = self.engine.watermark_us
+        return date.fromordinal(local_day(wm)) if wm is not None else None
 
     @property
     def ignored(self) -> dict[str, int]:

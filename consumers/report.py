@@ -17,7 +17,7 @@ from models.calendar import local_day
 from models.clocks import Rules, to_fact
 from models.engine import Engine, counts_of
 from models.events import DUPLICATE, Rejection, parse_event
-from models.measures import ANOMALY_REASONS, Period, Row, rows_for
+from models.measures import ANOMALY_REASONS, INCONSISTENT, ORPHAN, Period, Row, rows_for
 
 ProgressFn = Callable[[int], None]
 PROGRESS_EVERY = 50_000
@@ -77,10 +77,9 @@ def build_report(
             stats.ignored[name] += 1
             dead.add(DeadLetter(
                 f"case {case_id}", name,
-                f"event '{fact.event_id}' fits no clock of its case ({_why(reason)})", "",
+                f"event '{fact.event_id}' fits no clock of its case ({_WHY[reason]})", "",
             ))
     return Report(period, rows_for(counts_of(engine).items(), period, unit), stats)
 
 
-def _why(reason: int) -> str:
-    return "before the clock's start" if ANOMALY_REASONS[reason] == "inconsistent" else "no start"
+_WHY = {INCONSISTENT: "before the clock's start", ORPHAN: "no start"}

@@ -38,6 +38,12 @@ MEASURE_NAMES: tuple[str, ...] = (
 MEASURE_CODES: dict[str, int] = {name: n for n, name in enumerate(MEASURE_NAMES)}
 ANOMALY_REASONS: dict[int, str] = {INCONSISTENT: "inconsistent", ORPHAN: "orphan"}
 _SPANS = (PAUSED, EXCLUDED, CANCELLED)
+# Snapshot counters kept as +1 on the day a clock enters, +1 on the day it leaves: the
+# field they move and the sign, for every loop that sums them.
+_SNAPSHOT: dict[int, tuple[str, int]] = {
+    WAITING: ("waiting", 1), WAITING_END: ("waiting", -1),
+    OVER: ("waiting_over_limit", 1), OVER_END: ("waiting_over_limit", -1),
+}
 
 
 def ratio(num: int, den: int) -> float | None:
@@ -114,14 +120,9 @@ def accumulate(counts: Iterable[tuple[Key, int]], period: Period) -> dict[tuple[
         row = rows.get((ind, unit))
         if row is None:
             row = rows[(ind, unit)] = Row(INDICATORS[ind].id, unit)
-        if measure == WAITING:
-            row.waiting += n
-        elif measure == WAITING_END:
-            row.waiting -= n
-        elif measure == OVER:
-            row.waiting_over_limit += n
-        elif measure == OVER_END:
-            row.waiting_over_limit -= n
+        moved = _SNAPSHOT.get(measure)
+        if moved is not None:
+            setattr(row, moved[0], getattr(row, moved[0]) + moved[1] * n)
         elif measure == CLOCKS:
             row.clocks += n
         elif first <= day <= last:
@@ -206,7 +207,10 @@ def live_at(counts: Iterable[tuple[Key, int]], as_of: date) -> dict[tuple[int, s
         live = out.get((ind, unit))
         if live is None:
             live = out[(ind, unit)] = Live(dict.fromkeys(WINDOWS, 0), dict.fromkeys(WINDOWS, 0))
-        if measure == COMPLETED:
+        moved = _SNAPSHOT.get(measure)
+        if moved is not None:
+            setattr(live, moved[0], getattr(live, moved[0]) + moved[1] * n)
+        elif measure == COMPLETED:
             for w, first in firsts:
                 if day >= first:
                     live.over[w] += n
@@ -215,14 +219,6 @@ def live_at(counts: Iterable[tuple[Key, int]], as_of: date) -> dict[tuple[int, s
                 if day >= first:
                     live.within[w] += n
                     live.over[w] -= n
-        elif measure == WAITING:
-            live.waiting += n
-        elif measure == WAITING_END:
-            live.waiting -= n
-        elif measure == OVER:
-            live.waiting_over_limit += n
-        elif measure == OVER_END:
-            live.waiting_over_limit -= n
         elif measure == BREACH:
             live.breaches += n
         elif measure in (PAUSED, EXCLUDED) and (until == 0 or until > snap):

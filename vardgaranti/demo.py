@@ -57,7 +57,7 @@ def prepare(opts: DemoOptions, settings: Settings, console: Console) -> tuple[Pi
 
 def summary(pipeline: Pipeline, year: int, console: Console) -> None:
     """Per indicator: the year against the 2023 figure and the target; worst units."""
-    year_end = min(date(year, 12, 31), _last_day(pipeline) or date(year, 12, 31))
+    year_end = min(date(year, 12, 31), pipeline.today() or date(year, 12, 31))
     period = Period.of(date(year, 1, 1), year_end, year_end)
     rows = {r.indicator: r for r in rows_for(pipeline.counts.items(), period, REGION_UNIT)}
     table = Table(title=f"Vårdgaranti {year}, region-wide (waiting at the end of {year_end})",
@@ -89,13 +89,6 @@ def summary(pipeline: Pipeline, year: int, console: Console) -> None:
     for unit, n in worst:
         units.add_row(unit, f"{n:,}")
     console.print(units)
-
-
-def _last_day(pipeline: Pipeline) -> date | None:
-    from models.calendar import local_day
-
-    wm = pipeline.engine.watermark_us
-    return date.fromordinal(local_day(wm)) if wm is not None else None
 
 
 def _pct(v: float | None) -> str:

@@ -6,6 +6,7 @@ Shown only on a terminal, so pipes and CI logs stay clean.
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -22,11 +23,17 @@ def line_progress(what: str, unit: str = "lines") -> Iterator[Callable[[int], No
     progress = Progress(
         SpinnerColumn(),
         TextColumn("{task.description}: {task.completed:,.0f} " + unit),
-        TextColumn("({task.speed}/s)"),
+        TextColumn("{task.fields[rate]}"),
         TimeElapsedColumn(),
         console=Console(stderr=True),
         transient=True,
     )
     with progress:
-        task = progress.add_task(what, total=None)
-        yield lambda done: progress.update(task, completed=done)
+        task = progress.add_task(what, total=None, rate="")
+        started = time.monotonic()
+
+        def tick(done: int) -> None:
+            rate = done / max(time.monotonic() - started, 1e-6)
+            progress.update(task, completed=done, rate=f"({rate:,.0f}/s)")
+
+        yield tick

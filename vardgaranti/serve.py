@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import logging
 import signal
-from datetime import date
 
 import uvicorn
 
 from consumers.replay import Pipeline
 from consumers.store import Store
-from models.calendar import local_day
 from models.engine import at_risk_counts
 from web.api import create_app
 from web.metrics import MetricsSnapshot, registry_for
@@ -18,24 +16,22 @@ from web.metrics import MetricsSnapshot, registry_for
 
 def pipeline_snapshot(pipeline: Pipeline) -> MetricsSnapshot:
     engine = pipeline.engine
-    wm = engine.watermark_us
+    today = pipeline.today()
     at_risk = (
-        at_risk_counts((c for _, c in engine.clocks()), local_day(wm)) if wm is not None else {}
+        at_risk_counts((c for _, c in engine.clocks()), today.toordinal())
+        if today is not None else {}
     )
-    ignored = dict(pipeline.ignored)
     return MetricsSnapshot(
-        counts=pipeline.counts.items(), watermark_us=wm, at_risk=at_risk,
-        processed=pipeline.processed, rejected=pipeline.rejected, ignored=ignored,
+        counts=pipeline.counts.items(), watermark_us=engine.watermark_us, at_risk=at_risk,
+        processed=pipeline.processed, rejected=pipeline.rejected, ignored=pipeline.ignored,
         last_event_wall=pipeline.last_event_wall, newest_event_us=engine.newest_us,
     )
 
 
 def serve(pipeline: Pipeline, store: Store, host: str, port: int, token: str | None) -> None:
-    def today() -> date | None:
-        wm = pipeline.engine.watermark_us
-        return date.fromordinal(local_day(wm)) if wm is not None else None
-
-    app = create_app(store, registry_for(lambda: pipeline_snapshot(pipeline)), today, token)
+    app = create_app(
+        store, registry_for(lambda: pipeline_snapshot(pipeline)), pipeline.today, token
+    )
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False)
     # uvicorn shuts down gracefully on SIGINT/SIGTERM, then re-raises the signal to the
     # handlers that were there before: make those no-ops so a stop is a clean exit 0

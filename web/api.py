@@ -70,8 +70,8 @@ def create_app(
             raise HTTPException(401, "a valid bearer token is required",
                                 headers={"WWW-Authenticate": "Bearer"})
 
-    def snapshot_day(as_of: date | None) -> date:
-        day = as_of or today()
+    def watermark_day() -> date:
+        day = today()
         if day is None:
             raise HTTPException(503, "no events processed yet")
         return day
@@ -102,7 +102,7 @@ def create_app(
         """Rows as `vardgaranti report`: the window ending today, or `from`..`to`."""
         if (from_ is None) != (to is None):
             raise HTTPException(422, "query parameters 'from' and 'to' go together")
-        snap = as_of or to or snapshot_day(None)
+        snap = as_of or to or watermark_day()
         first = from_ or window_first(window, snap)
         last = to or snap
         try:
@@ -123,7 +123,7 @@ def create_app(
         limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
     ) -> dict[str, Any]:
         """Open clocks about to pass their deadline, soonest first (the worklist)."""
-        day = snapshot_day(None)
+        day = watermark_day()
         items = source.at_risk(day, indicator, unit, limit)
         return {"as_of": day.isoformat(), "cases": [asdict(i) for i in items]}
 
