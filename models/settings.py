@@ -36,6 +36,10 @@ class Settings(BaseSettings):
     breaches_topic: str = "vardgaranti.breaches"
     partitions: int = Field(6, ge=1)
     replication_factor: int = Field(1, ge=1)
+    app_id: str = Field("vardgaranti", description="worker group id and changelog prefix")
+    worker_data_dir: str = Field("vardgaranti-data", description="the worker's local state")
+    sink_group: str = Field("vardgaranti-sink", description="consumer group of the SQL sink")
+    sink_port: int = Field(8001, ge=1, le=65535, description="health and metrics of the sink")
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = (
         "PLAINTEXT"
     )
