@@ -1,1 +1,3 @@
-pytest_plugins: list[str] = []
+"""Fixtures shared by every test package: one Kafka-protocol test broker per session."""
+
+pytest_plugins: list[str] = ["tests.support.kafka"]

@@ -1,0 +1,91 @@
+"""kafka-python client settings from the settings model, shared by every Kafka client we make.
+
+The admin client (`topics create`), the replay producer and the SQL sink's consumer all
+connect the same way: the same bootstrap list, security protocol, SASL credentials and CA
+file. Misconfigurations that a broker would only report as a hang or a vague disconnect
+(SASL without credentials, a CA file that does not exist) are caught here with one line
+naming the setting.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from models.settings import Settings
+
+# SASL mechanisms that authenticate with the username/password settings (GSSAPI and
+# OAUTHBEARER need configuration the settings model does not carry).
+SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+_ENV = "VARDGARANTI_"
+
+
+class KafkaConfigError(ValueError):
+    """A Kafka setting that cannot work; the message is one line naming the setting."""
+
+
+def parse_bootstrap(text: str) -> list[str]:
+    """`host:port[,host:port…]` as a list; raises KafkaConfigError on anything else."""
+    servers = [part.strip() for part in text.split(",")]
+    for server in servers:
+        host, sep, port = server.rpartition(":")
+        if not sep or not host.strip("[]") or not port.isdigit() or not 0 < int(port) < 65536:
+            raise KafkaConfigError(
+                f"Kafka bootstrap {text!r}: expected host:port[,host:port…]")
+    return servers
+
+
+def client_kwargs(
+    settings: Settings, bootstrap: str | None = None, client_id: str = "vardgaranti"
+) -> dict[str, Any]:
+    """Keyword arguments for KafkaAdminClient / KafkaProducer / KafkaConsumer.
+
+    `bootstrap` (a command-line option) overrides `VARDGARANTI_KAFKA_BOOTSTRAP`.
+    """
+    kwargs: dict[str, Any] = {
+        "bootstrap_servers": parse_bootstrap(bootstrap or settings.kafka_bootstrap),
+        "security_protocol": settings.kafka_security_protocol,
+        "client_id": client_id,
+    }
+    protocol = settings.kafka_security_protocol
+    if protocol.startswith("SASL_"):
+        kwargs.update(_sasl(settings))
+    else:
+        for name in ("kafka_sasl_mechanism", "kafka_sasl_username", "kafka_sasl_password"):
+            if getattr(settings, name) is not None:
+                raise KafkaConfigError(
+                    f"{_env(name)} is set but {_env('kafka_security_protocol')} is {protocol} "
+                    "(SASL needs SASL_PLAINTEXT or SASL_SSL)")
+    if settings.kafka_ssl_cafile is not None:
+        if not protocol.endswith("SSL"):
+            raise KafkaConfigError(
+                f"{_env('kafka_ssl_cafile')} is set but {_env('kafka_security_protocol')} is "
+                f"{protocol} (TLS needs SSL or SASL_SSL)")
+        if not Path(settings.kafka_ssl_cafile).is_file():
+            raise KafkaConfigError(
+                f"{_env('kafka_ssl_cafile')}: no such file: {settings.kafka_ssl_cafile}")
+        kwargs["ssl_cafile"] = settings.kafka_ssl_cafile
+    return kwargs
+
+
+def _sasl(settings: Settings) -> dict[str, Any]:
+    protocol = settings.kafka_security_protocol
+    for name in ("kafka_sasl_mechanism", "kafka_sasl_username", "kafka_sasl_password"):
+        if not getattr(settings, name):
+            raise KafkaConfigError(
+                f"{_env(name)} is required when {_env('kafka_security_protocol')} is {protocol}")
+    mechanism = (settings.kafka_sasl_mechanism or "").upper()
+    if mechanism not in SASL_MECHANISMS:
+        raise KafkaConfigError(
+            f"{_env('kafka_sasl_mechanism')}: {settings.kafka_sasl_mechanism!r} is not one of "
+            f"{', '.join(SASL_MECHANISMS)}")
+    assert settings.kafka_sasl_password is not None  # checked above
+    return {
+        "sasl_mechanism": mechanism,
+        "sasl_plain_username": settings.kafka_sasl_username,
+        "sasl_plain_password": settings.kafka_sasl_password.get_secret_value(),
+    }
+
+
+def _env(field: str) -> str:
+    return _ENV + field.upper()
