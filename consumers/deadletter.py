@@ -1,39 +1,15 @@
-"""Dead letters: what could not be counted, kept with the reason and where it came from.
-
-Nothing is dropped silently. The original bytes are kept, with personnummer-shaped values
-masked: identity numbers must not be stored anywhere.
-"""
+"""Dead-letter files: the rejected lines of `report`, as JSON lines (see models.deadletter)."""
 
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import IO
 
-import orjson
+from models.deadletter import DeadLetter
 
-from models.events import mask_personnummer
-
-
-@dataclass(frozen=True, slots=True)
-class DeadLetter:
-    source: str  # file:line or topic/partition/offset
-    reason: str
-    message: str
-    raw: str  # original line, decoded leniently, identity numbers masked
-
-    @classmethod
-    def of(cls, source: str, reason: str, message: str, raw: bytes) -> DeadLetter:
-        text = raw.decode("utf-8", errors="replace")
-        return cls(source, reason, mask_personnummer(message), mask_personnummer(text))
-
-    def to_json(self) -> bytes:
-        return orjson.dumps(
-            {"source": self.source, "reason": self.reason, "message": self.message,
-             "raw": self.raw}
-        )
+__all__ = ["DeadLetter", "DeadLetterFile"]
 
 
 class DeadLetterFile:

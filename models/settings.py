@@ -40,6 +40,9 @@ class Settings(BaseSettings):
     worker_data_dir: str = Field("vardgaranti-data", description="the worker's local state")
     sink_group: str = Field("vardgaranti-sink", description="consumer group of the SQL sink")
     sink_port: int = Field(8001, ge=1, le=65535, description="health and metrics of the sink")
+    kafka_session_timeout: float = Field(
+        60.0, gt=0, description="seconds before a silent worker leaves its group")
+    kafka_heartbeat_interval: float = Field(3.0, gt=0, description="seconds between heartbeats")
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = (
         "PLAINTEXT"
     )

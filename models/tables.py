@@ -64,3 +64,20 @@ class DeadLetterRow(SQLModel, table=True):
     reason: str = Field(max_length=32, index=True)
     message: str
     raw: str
+
+
+class NoticeRow(SQLModel, table=True):
+    """Breach and at-risk notices of the streaming mode (models.notices), once each."""
+
+    __tablename__ = "notices"
+
+    notice_id: str = Field(primary_key=True, max_length=300)
+    kind: str = Field(max_length=16, index=True)
+    case_id: str = Field(max_length=128)
+    indicator: str = Field(max_length=32)
+    unit_id: str = Field(max_length=64, index=True)
+    started_at: str = Field(max_length=40)
+    deadline: date
+    days_left: int
+    as_of: date
+    patient_ref: str | None = Field(default=None, max_length=128)

@@ -126,6 +126,12 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
     from consumers.store import StoreError
     from vardgaranti.progress import line_progress
 
+    if args.to_kafka is not None:
+        return replay_to_kafka(args, settings)
+    for option, value in (("--rate", args.rate), ("--topic", args.topic),
+                          ("--compression", args.compression), ("--timeout", args.timeout)):
+        if value is not None:
+            raise UsageError(f"{option} needs --to-kafka")
     store = open_store(args.db or settings.database_url)
     try:
         pipeline = Pipeline.restore(store, settings.rules(), settings.allowed_lateness_us)
@@ -139,6 +145,112 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
     if stats.rejected:
         line += "; rejected: " + ", ".join(f"{k} {v}" for k, v in sorted(stats.rejected.items()))
     stderr.print(line)
+    return 0
+
+
+# ---------------------------------------------------------------- Kafka producers
+
+
+def _bootstrap(text: str) -> str:
+    from consumers.kafka_config import KafkaConfigError, parse_bootstrap
+
+    try:
+        return ",".join(parse_bootstrap(text))
+    except KafkaConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _at_least_one(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number of at least 1")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not 0 < value < 3600:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number of seconds above 0")
+    return value
+
+
+def _rate(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"'{text}' is not a rate (events/s, 0 = no limit)")
+    return value
+
+
+def replay_to_kafka(args: argparse.Namespace, settings: Settings) -> int:
+    """`replay --to-kafka`: publish the lines, unchanged, to the events topic."""
+    from consumers.kafka_config import KafkaConfigError
+    from consumers.logs import LogError
+    from consumers.publish import PublishError, TokenBucket, check_topic, open_producer, publish
+    from vardgaranti.progress import line_progress
+
+    if args.db is not None:
+        raise UsageError("--db has no effect with --to-kafka (the sink writes the store)")
+    topic = args.topic or settings.events_topic
+    rate = args.rate or 0.0
+    try:
+        check_topic(settings, args.to_kafka, topic, args.timeout or 15.0)
+        producer = open_producer(settings, args.to_kafka, args.compression or "gzip",
+                                 args.timeout or 15.0)
+    except (KafkaConfigError, PublishError) as exc:
+        raise UsageError(str(exc)) from None
+    limiter = TokenBucket(rate) if rate else None
+    # about ten screen updates a second when limited, every 1000 lines otherwise
+    every = max(1, min(1000, int(rate / 10))) if rate else 1000
+    stats = None
+    try:
+        with line_progress(f"publishing to {topic}") as tick:
+            stats = publish(args.files, producer, topic, limiter=limiter, progress=tick,
+                            progress_every=every)
+    except LogError as exc:
+        raise UsageError(str(exc)) from None
+    finally:
+        producer.close(timeout=0 if stats is None or stats.unconfirmed else 10)
+
+    where = f"at {stats.position}" if stats.position else "before the first line"
+    again = "publishing again is safe (the worker ignores repeated event ids)"
+    if not stats.ok:
+        stderr.print(f"vardgaranti: error: stopped {where}: {stats.failed} of {stats.lines} "
+                     f"lines not delivered ({stats.first_error}); {again}", markup=False)
+        return 1
+    if stats.interrupted:
+        done = (f"{stats.lines} lines handed to the producer, not all acknowledged"
+                if stats.unconfirmed else f"{stats.delivered} lines published")
+        stderr.print(f"vardgaranti: interrupted {where}: {done}; {again}", markup=False)
+        return 130
+    achieved = stats.lines / stats.seconds if stats.seconds else 0.0
+    line = (f"{stats.delivered} lines published to {topic} in {stats.seconds:.1f} s "
+            f"({achieved:,.0f}/s); {stats.unkeyed} without a key (no case_id)")
+    if stats.untimed:
+        line += f", {stats.untimed} stamped with the wall clock (no usable occurred_at)"
+    stderr.print(line, markup=False)
+    return 0
+
+
+def cmd_topics(args: argparse.Namespace, settings: Settings) -> int:
+    from consumers.kafka_config import KafkaConfigError
+    from consumers.topics import TopicsError, create_topics
+
+    try:
+        statuses = create_topics(settings, args.bootstrap, args.partitions,
+                                 args.replication_factor, args.timeout)
+    except (KafkaConfigError, TopicsError) as exc:
+        raise UsageError(str(exc)) from None
+    for status in statuses:
+        print(status.line())
     return 0
 
 
@@ -244,6 +356,39 @@ def cmd_dashboards(args: argparse.Namespace, settings: Settings) -> int:
     return 0 if not differences else 1
 
 
+# ---------------------------------------------------------------- streaming
+
+
+def _streaming_settings(args: argparse.Namespace, settings: Settings) -> Settings:
+    """Command-line options over the environment's settings."""
+    update: dict[str, object] = {}
+    if args.bootstrap:
+        update["kafka_bootstrap"] = args.bootstrap
+    if args.port:
+        update["http_port" if args.command == "worker" else "sink_port"] = args.port
+    return settings.model_copy(update=update)
+
+
+def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.run import run
+
+    return run(_streaming_settings(args, settings), loglevel=args.loglevel)
+
+
+def cmd_sink(args: argparse.Namespace, settings: Settings) -> int:
+    from consumers.kafka_config import KafkaConfigError
+    from consumers.sink import run
+    from consumers.store import StoreError
+
+    settings = _streaming_settings(args, settings)
+    if args.db:
+        settings = settings.model_copy(update={"database_url": args.db})
+    try:
+        return run(settings)
+    except (StoreError, KafkaConfigError) as exc:
+        raise UsageError(str(exc)) from None
+
+
 # ---------------------------------------------------------------- parser
 
 
@@ -288,10 +433,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--folder", default="vardgaranti", help="folder uid for push")
     p.set_defaults(run=cmd_dashboards)
 
-    p = sub.add_parser("replay", help="process event logs into the store (embedded)")
+    p = sub.add_parser(
+        "replay", help="process event logs into the store (embedded), or publish them to Kafka",
+        description="Process event logs into the store, or with --to-kafka publish every line "
+        "unchanged to the events topic (key: case_id, record timestamp: occurred_at) for the "
+        "worker. Publishing the same file twice is safe: the worker ignores repeated event "
+        "ids.")
     p.add_argument("files", nargs="+", type=_existing, metavar="FILE")
     p.add_argument("--db", help="database URL (default: VARDGARANTI_DATABASE_URL)")
+    p.add_argument("--to-kafka", type=_bootstrap, metavar="BOOTSTRAP",
+                   help="publish to Kafka (host:port[,host:port…]) instead of the store")
+    p.add_argument("--topic", help="with --to-kafka: topic (default: VARDGARANTI_EVENTS_TOPIC)")
+    p.add_argument("--rate", type=_rate, metavar="EVENTS_PER_S",
+                   help="with --to-kafka: at most this many lines a second (default: no limit)")
+    p.add_argument("--compression", choices=("none", "gzip", "snappy", "lz4", "zstd"),
+                   help="with --to-kafka: record batch compression (default: gzip)")
+    p.add_argument("--timeout", type=_seconds, metavar="SECONDS",
+                   help="with --to-kafka: give up connecting after this many seconds (15)")
     p.set_defaults(run=cmd_replay)
+
+    p = sub.add_parser("topics", help="create the Kafka topics of the streaming mode")
+    p.add_argument("action", choices=("create",),
+                   help="create the events, DLQ and breaches topics (existing ones are kept)")
+    p.add_argument("--bootstrap", type=_bootstrap,
+                   help="Kafka servers (default: VARDGARANTI_KAFKA_BOOTSTRAP)")
+    p.add_argument("--partitions", type=_at_least_one, metavar="N",
+                   help="partitions per topic (default: VARDGARANTI_PARTITIONS, 6)")
+    p.add_argument("--replication-factor", type=_at_least_one, metavar="N",
+                   help="replicas per partition (default: VARDGARANTI_REPLICATION_FACTOR, 1)")
+    p.add_argument("--timeout", type=_seconds, default=15.0, metavar="SECONDS",
+                   help="give up after this many seconds (default: 15)")
+    p.set_defaults(run=cmd_topics)
 
     p = sub.add_parser("query", help="read stored aggregates")
     p.add_argument("--indicator", choices=INDICATOR_IDS, help="one indicator (default: all)")
@@ -304,6 +476,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("table", "json", "csv"), default="table")
     p.add_argument("--db", help="database URL (default: VARDGARANTI_DATABASE_URL)")
     p.set_defaults(run=cmd_query)
+
+    p = sub.add_parser("worker", help="the Faust worker (streaming mode)")
+    p.add_argument("--bootstrap", help="Kafka servers (default: VARDGARANTI_KAFKA_BOOTSTRAP)")
+    p.add_argument("--port", type=int, help="HTTP port (default: VARDGARANTI_HTTP_PORT, 8000)")
+    p.add_argument("--loglevel", choices=("debug", "info", "warning", "error"), default="info")
+    p.set_defaults(run=cmd_worker)
+
+    p = sub.add_parser("sink", help="write the worker's output into the store (streaming mode)")
+    p.add_argument("--bootstrap", help="Kafka servers (default: VARDGARANTI_KAFKA_BOOTSTRAP)")
+    p.add_argument("--port", type=int, help="health/metrics port (default: VARDGARANTI_SINK_PORT)")
+    p.add_argument("--db", help="database URL (default: VARDGARANTI_DATABASE_URL)")
+    p.set_defaults(run=cmd_sink)
     return parser
 
 

@@ -1,0 +1,243 @@
+"""`vardgaranti sink`: the streaming worker's output into the store of the embedded mode.
+
+It reads, with kafka-python, the worker's table changelogs (cases: facts and clocks; counts:
+absolute per-day counters), the breach/at-risk notices and the dead letters, and writes them
+with the store's idempotent upserts. Offsets are committed only after the write, so a sink
+killed at any point writes the same rows again on restart, which changes nothing. When the
+store is down it retries the same batch with exponential backoff and says so in the log;
+/readyz reports not-ready meanwhile. `vardgaranti query` then reads what it wrote.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+import orjson
+import uvicorn
+from fastapi import FastAPI
+from fastapi.responses import PlainTextResponse, Response
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    generate_latest,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import SQLAlchemyError
+
+from consumers.kafka_config import client_kwargs
+from consumers.store import Store, StoreError
+from models.casestate import CaseState
+from models.clocks import ClockView, Fact
+from models.countergroup import CounterGroup
+from models.deadletter import DeadLetter
+from models.measures import Key
+from models.settings import Settings
+from models.tables import NoticeRow
+
+log = logging.getLogger("vardgaranti.sink")
+
+NOTICES = NoticeRow.__table__  # type: ignore[attr-defined]
+MAX_BACKOFF_S = 30.0
+
+
+def topics(settings: Settings) -> dict[str, str]:
+    """What the sink reads, by role (the changelog names are Faust's: app id, table)."""
+    return {
+        "cases": f"{settings.app_id}-cases-changelog",
+        "counts": f"{settings.app_id}-counts-changelog",
+        "dead": settings.dlq_topic,
+        "notices": settings.breaches_topic,
+    }
+
+
+@dataclass
+class Batch:
+    """One poll's records, decoded; the last value of a changelog key wins."""
+
+    cases: dict[bytes, dict[str, Any]] = field(default_factory=dict)
+    counts: dict[bytes, dict[str, Any]] = field(default_factory=dict)
+    dead: list[DeadLetter] = field(default_factory=list)
+    notices: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def case_rows(self) -> tuple[list[tuple[str, Fact]], list[tuple[str, ClockView]]]:
+        """The facts (the store's `events`) and the clocks of the cases in the batch."""
+        facts: list[tuple[str, Fact]] = []
+        clocks: list[tuple[str, ClockView]] = []
+        for key, value in self.cases.items():
+            case_id, state = key.decode(), CaseState.from_json(value)
+            facts.extend((case_id, f) for f in state.facts)
+            clocks.extend((case_id, c) for c in state.clocks)
+        return facts, clocks
+
+    def counters(self) -> dict[Key, int]:
+        out: dict[Key, int] = {}
+        for k, v in self.counts.items():
+            out.update(CounterGroup.from_json(v).items(k))
+        return out
+
+
+def decode(records: Iterable[Any], names: dict[str, str]) -> Batch:
+    """Records of the four topics into one batch (tombstones and foreign topics ignored)."""
+    role = {topic: r for r, topic in names.items()}
+    batch = Batch()
+    for rec in records:
+        if rec.value is None:
+            continue
+        kind = role.get(rec.topic)
+        if kind == "cases":
+            batch.cases[bytes(rec.key)] = orjson.loads(rec.value)
+        elif kind == "counts":
+            batch.counts[bytes(rec.key)] = orjson.loads(rec.value)
+        elif kind == "dead":
+            batch.dead.append(DeadLetter.from_json(rec.value))
+        elif kind == "notices":
+            notice = orjson.loads(rec.value)
+            for day in ("deadline", "as_of"):
+                notice[day] = date.fromisoformat(notice[day])
+            batch.notices[notice["notice_id"]] = notice
+    return batch
+
+
+class SinkMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.records = Counter("vardgaranti_sink_records", "Records written to the store",
+                               ["topic"], registry=self.registry)
+        self.retries = Counter("vardgaranti_sink_write_retries",
+                               "Store writes retried after a failure", registry=self.registry)
+        self.last_write = Gauge("vardgaranti_sink_last_write_timestamp_seconds",
+                                "Wall-clock time of the last successful write (unix seconds)",
+                                registry=self.registry)
+        self.store_up = Gauge("vardgaranti_sink_store_up",
+                              "1 when the last store write succeeded", registry=self.registry)
+
+
+class Sink:
+    def __init__(self, settings: Settings, store: Store, consumer: Any | None = None) -> None:
+        self.settings = settings
+        self.store = store
+        self.names = topics(settings)
+        self.metrics = SinkMetrics()
+        self.stop = threading.Event()
+        self.store_ok = True
+        self.consumer = consumer or self._consumer()
+
+    def _consumer(self) -> Any:
+        from kafka import KafkaConsumer
+
+        consumer = KafkaConsumer(
+            group_id=self.settings.sink_group, enable_auto_commit=False,
+            auto_offset_reset="earliest", max_poll_records=5000,
+            session_timeout_ms=int(self.settings.kafka_session_timeout * 1000),
+            heartbeat_interval_ms=int(self.settings.kafka_heartbeat_interval * 1000),
+            **client_kwargs(self.settings, client_id="vardgaranti-sink"),
+        )
+        # the changelogs may not exist before the worker's first start: subscribe by pattern
+        consumer.subscribe(pattern="^(" + "|".join(
+            t.replace(".", r"\.") for t in self.names.values()) + ")$")
+        return consumer
+
+    def ready(self) -> bool:
+        return self.store_ok and bool(self.consumer.assignment())
+
+    def run(self) -> None:
+        log.info("sink reading %s into %s", ", ".join(self.names.values()),
+                 self.store.url.split("@")[-1])
+        while not self.stop.is_set():
+            polled = self.consumer.poll(timeout_ms=500)
+            records = [r for recs in polled.values() for r in recs]
+            if not records:
+                continue
+            self.write(decode(records, self.names))
+            if self.stop.is_set() and not self.store_ok:
+                break  # stopped while the store was down: do not commit what was not written
+            try:
+                self.consumer.commit()
+            except Exception as exc:  # a rebalance: the records come again, writes are idempotent
+                log.warning("offset commit failed (%s); the records will be written again", exc)
+            for rec in records:
+                self.metrics.records.labels(rec.topic).inc()
+        self.consumer.close(autocommit=False)
+        log.info("sink stopped")
+
+    def write(self, batch: Batch) -> None:
+        """Write a batch, retrying with backoff until it is written or the sink is stopped."""
+        delay = 0.5
+        while True:
+            try:
+                facts, clocks = batch.case_rows()
+                self.store.write_batch(facts, clocks, batch.counters(), batch.dead)
+                self._write_notices(batch.notices.values())
+            except StoreError as exc:
+                self.store_ok = False
+                self.metrics.store_up.set(0)
+                self.metrics.retries.inc()
+                log.warning("store unavailable (%s); retrying in %.1f s", exc, delay)
+                if self.stop.wait(delay):
+                    return
+                delay = min(delay * 2, MAX_BACKOFF_S)
+                continue
+            if not self.store_ok:
+                log.warning("store reachable again; batch written")
+            self.store_ok = True
+            self.metrics.store_up.set(1)
+            self.metrics.last_write.set(time.time())
+            return
+
+    def _write_notices(self, notices: Iterable[dict[str, Any]]) -> None:
+        rows = list(notices)
+        if not rows:
+            return
+        dialect = postgresql if self.store.engine.dialect.name == "postgresql" else sqlite
+        try:
+            with self.store.engine.begin() as conn:
+                conn.execute(dialect.insert(NOTICES).on_conflict_do_nothing(), rows)
+        except SQLAlchemyError as exc:
+            raise StoreError(f"writing notices failed: {str(exc).splitlines()[0]}") from None
+
+
+def health_app(sink: Sink) -> FastAPI:
+    app = FastAPI(title="vårdgaranti sink", docs_url=None, redoc_url=None)
+
+    @app.get("/healthz")
+    def healthz() -> PlainTextResponse:
+        return PlainTextResponse("ok")
+
+    @app.get("/readyz")
+    def readyz() -> PlainTextResponse:
+        if not sink.store_ok:
+            return PlainTextResponse("store unavailable", status_code=503)
+        if not sink.consumer.assignment():
+            return PlainTextResponse("no partitions assigned", status_code=503)
+        return PlainTextResponse("ready")
+
+    @app.get("/metrics")
+    def metrics() -> Response:
+        return Response(generate_latest(sink.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    return app
+
+
+def run(settings: Settings) -> int:
+    """Run until SIGINT/SIGTERM: finish the batch at hand, commit, exit 0."""
+    sink = Sink(settings, Store(settings.database_url))
+    server = uvicorn.Server(uvicorn.Config(
+        health_app(sink), host=settings.http_host, port=settings.sink_port,
+        log_level="warning", access_log=False))
+    threading.Thread(target=server.run, name="sink-http", daemon=True).start()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: sink.stop.set())
+    try:
+        sink.run()
+    finally:
+        server.should_exit = True
+    return 0

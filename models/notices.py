@@ -1,0 +1,63 @@
+"""Breach and at-risk notices (SPEC §3): which open clocks the watermark has made due.
+
+A clock is breached once the watermark's local date is past its deadline day while it is
+still open; it is at risk while its deadline is within its indicator's horizon. Each notice
+has a stable id (case, indicator, clock start), so it is emitted once per clock start and a
+consumer can de-duplicate after a crash. Pure: the caller passes "today".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from datetime import date
+from typing import Any
+
+from models.calendar import from_micros
+from models.clocks import ClockView
+from models.indicators import INDICATORS
+
+BREACH, AT_RISK = "breach", "at_risk"
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    notice_id: str
+    kind: str  # breach | at_risk
+    case_id: str
+    indicator: str
+    unit_id: str
+    started_at: str
+    deadline: str
+    days_left: int  # negative once breached
+    as_of: str  # the watermark's local date that made it due
+    patient_ref: str | None  # pseudonymous reference only, never identity
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def due(case_id: str, clocks: Iterable[ClockView], sent: Iterable[str], today: int) -> list[Notice]:
+    """Notices that `today` (the watermark's local date ordinal) makes due and not yet sent."""
+    done = set(sent)
+    out: list[Notice] = []
+    for c in clocks:
+        if c.state != "open":
+            continue
+        left = c.deadline - today
+        if left < 0:
+            kind = BREACH
+        elif left <= INDICATORS[c.indicator].at_risk_days:
+            kind = AT_RISK
+        else:
+            continue
+        ind = INDICATORS[c.indicator].id
+        notice_id = f"{kind}:{case_id}:{ind}:{c.start}"
+        if notice_id in done:
+            continue
+        out.append(Notice(
+            notice_id, kind, case_id, ind, c.unit, from_micros(c.start).isoformat(),
+            date.fromordinal(c.deadline).isoformat(), left, date.fromordinal(today).isoformat(),
+            c.patient_ref,
+        ))
+    return out

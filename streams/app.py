@@ -1,0 +1,99 @@
+"""The Faust app of the streaming mode: broker settings, topics and tables (SPEC §5.2).
+
+Everything comes from the one settings model: bootstrap servers, security (SASL/TLS),
+partition counts, topic names. Tables are plain changelogged `Table`s in memory, recovered
+from their changelogs at start; no windowed tables (ARCHITECTURE.md: windows are ours, on
+event time). Keys are raw bytes: the case id as the producer wrote it, and the counter group.
+"""
+
+from __future__ import annotations
+
+import ssl
+from dataclasses import dataclass
+from typing import Any
+
+import faust
+from faust.types import TableT
+
+from models.settings import Settings
+
+CASES_TABLE = "cases"
+COUNTS_TABLE = "counts"
+
+
+def changelog_topic(settings: Settings, table: str) -> str:
+    """Faust's name for a table's changelog: what the SQL sink reads."""
+    return f"{settings.app_id}-{table}-changelog"
+
+
+def deltas_topic(settings: Settings) -> str:
+    """The internal topic carrying counter deltas re-keyed by indicator × day × unit."""
+    return f"{settings.app_id}-deltas"
+
+
+def credentials(settings: Settings) -> faust.types.auth.CredentialsT | None:
+    protocol = settings.kafka_security_protocol
+    if protocol == "PLAINTEXT":
+        return None
+    context = (
+        ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=settings.kafka_ssl_cafile)
+        if protocol in ("SSL", "SASL_SSL") else None
+    )
+    if protocol == "SSL":
+        return faust.SSLCredentials(context)
+    password = settings.kafka_sasl_password
+    return faust.SASLCredentials(
+        username=settings.kafka_sasl_username,
+        password=password.get_secret_value() if password is not None else None,
+        ssl_context=context,
+        mechanism=settings.kafka_sasl_mechanism or "PLAIN",
+    )
+
+
+@dataclass
+class Monitor:
+    """The app and its building blocks, handed to the agents and the web server."""
+
+    app: faust.App
+    settings: Settings
+    events: faust.TopicT
+    dlq: faust.TopicT
+    breaches: faust.TopicT
+    deltas: faust.TopicT
+    cases: TableT[bytes, Any]
+    counts: TableT[bytes, Any]
+
+
+def build(settings: Settings, **overrides: Any) -> Monitor:
+    """A configured app; `overrides` are extra faust.App settings (tests shorten timeouts)."""
+    config: dict[str, Any] = {
+        "broker": [f"kafka://{h.strip()}" for h in settings.kafka_bootstrap.split(",")],
+        "broker_credentials": credentials(settings),
+        "store": "memory://",
+        "datadir": settings.worker_data_dir,
+        "web_enabled": False,  # the API and /metrics are served by our own FastAPI app
+        "topic_partitions": settings.partitions,
+        "topic_replication_factor": settings.replication_factor,
+        # standby copies would sit in the same in-memory table as the active partitions
+        "table_standby_replicas": 0,
+        "consumer_auto_offset_reset": "earliest",
+        "producer_acks": -1,
+        "broker_session_timeout": settings.kafka_session_timeout,
+        "broker_heartbeat_interval": settings.kafka_heartbeat_interval,
+    }
+    config.update(overrides)
+    app = faust.App(settings.app_id, **config)
+    raw: dict[str, Any] = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw",
+                           "value_serializer": "raw"}
+    n = settings.partitions
+    return Monitor(
+        app=app,
+        settings=settings,
+        events=app.topic(settings.events_topic, partitions=n, **raw),
+        dlq=app.topic(settings.dlq_topic, **raw),
+        breaches=app.topic(settings.breaches_topic, **raw),
+        deltas=app.topic(deltas_topic(settings), partitions=n, internal=True, **raw),
+        # bytes keys are written raw, values as JSON
+        cases=app.Table(CASES_TABLE, partitions=n, key_type=bytes),
+        counts=app.Table(COUNTS_TABLE, partitions=n, key_type=bytes),
+    )

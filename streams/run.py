@@ -1,0 +1,76 @@
+"""`vardgaranti worker`: the Faust worker with its agents and its HTTP server.
+
+The agents take events in batches (up to BATCH, or what arrived within WITHIN seconds):
+one evaluation per case per event, but one round of acknowledged sends per batch. The API
+and /metrics are our FastAPI app (web/api.py), served by uvicorn inside the worker's event
+loop so that it reads the agents' state without locks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import uvicorn
+from faust import Worker as FaustWorker
+
+from models.settings import Settings
+from streams.app import Monitor, build
+from streams.worker import Worker
+from web.api import create_app
+from web.metrics import registry_for
+
+BATCH = 2000
+WITHIN = 0.2  # seconds: the longest an event waits for its batch to fill
+
+log = logging.getLogger("vardgaranti.worker")
+
+
+class _InLoopServer(uvicorn.Server):
+    """uvicorn without its own signal handling: the Faust worker owns SIGINT/SIGTERM."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def wire(monitor: Monitor) -> Worker:
+    """Register the agents and the HTTP server on the app; the worker state they share."""
+    app, settings = monitor.app, monitor.settings
+    worker = Worker(monitor)
+
+    @app.agent(monitor.events, name="clocks")
+    async def clocks(stream: Any) -> None:
+        async for batch in stream.take_events(BATCH, within=WITHIN):
+            await worker.on_events(batch)
+
+    @app.agent(monitor.deltas, name="counters")
+    async def counters(stream: Any) -> None:
+        async for batch in stream.take_events(BATCH, within=WITHIN):
+            await worker.on_deltas(batch)
+
+    async def serve() -> None:
+        token = settings.api_token.get_secret_value() if settings.api_token else None
+        api = create_app(worker, registry_for(worker.snapshot), worker.today, token)
+        config = uvicorn.Config(api, host=settings.http_host, port=settings.http_port,
+                                log_level="warning", access_log=False)
+        log.info("serving /metrics and the API on %s:%d", settings.http_host,
+                 settings.http_port)
+        await _InLoopServer(config).serve()
+
+    app.task(serve)
+    return worker
+
+
+def run(settings: Settings, loglevel: str = "info", **overrides: Any) -> int:
+    """Run until SIGINT/SIGTERM; the exit status (0 after a clean stop)."""
+    monitor = build(settings, **overrides)
+    wire(monitor)
+    worker = FaustWorker(monitor.app, loglevel=loglevel, quiet=True)
+    try:
+        worker.execute_from_commandline()
+    except SystemExit as stop:
+        return int(stop.code or 0)
+    return 0

@@ -1,0 +1,192 @@
+"""The streaming path end to end on the Kafka-protocol broker: replay → worker → sink → store.
+
+The reference is `vardgaranti report` (the embedded core) on the same log: the stored
+aggregates must equal it for every indicator and unit, through restarts (SIGTERM and
+SIGKILL mid-stream), with two workers, and with every malformed line on the dead-letter topic.
+"""
+
+from __future__ import annotations
+
+import signal
+from collections import Counter
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from consumers.report import Report, build_report
+from consumers.store import Store
+from models.measures import Period, arrange
+from tests.support.streaming import Stack, wait_until
+from vardgaranti.generate import generate
+
+pytestmark = pytest.mark.integration
+
+YEAR = 2024
+PERIODS = (  # (from, to = as of): a month, the year, a window ending mid-year
+    (date(YEAR, 12, 1), date(YEAR, 12, 31)),
+    (date(YEAR, 1, 1), date(YEAR, 12, 31)),
+    (date(YEAR, 4, 3), date(YEAR, 7, 1)),
+)
+
+
+@pytest.fixture(scope="module")
+def log_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A few thousand events: every type, duplicates, late and malformed lines."""
+    path = tmp_path_factory.mktemp("log") / "year.jsonl"
+    generate(path, YEAR, seed=11, scale=0.0015, bad_rate=0.01, progress=False)
+    return path
+
+
+@pytest.fixture(scope="module")
+def reports(log_file: Path) -> dict[tuple[date, date], Report]:
+    return {(a, b): build_report([log_file], Period.of(a, b, b)) for a, b in PERIODS}
+
+
+@pytest.fixture
+def stack(kafka_bootstrap: str, tmp_path: Path) -> Iterator[Stack]:
+    s = Stack(kafka_bootstrap, tmp_path)
+    s.create_topics()
+    try:
+        yield s
+    finally:
+        s.close()
+
+
+def stored(stack: Stack) -> dict[tuple[date, date], list[dict[str, Any]]]:
+    store = Store(stack.db_url)
+    try:
+        return {(a, b): [r.as_dict() for r in arrange(store.per_unit(Period.of(a, b, b)))]
+                for a, b in PERIODS}
+    finally:
+        store.engine.dispose()
+
+
+def expected(reports: dict[tuple[date, date], Report]) -> dict[tuple[date, date], list[Any]]:
+    return {k: [r.as_dict() for r in rep.rows] for k, rep in reports.items()}
+
+
+def assert_store_matches(stack: Stack, reports: dict[tuple[date, date], Report]) -> None:
+    """Wait until the sink has written everything, then the store must equal the report."""
+    want = expected(reports)
+    last: dict[tuple[date, date], list[Any]] = {}
+
+    def caught_up() -> bool:
+        nonlocal last
+        try:
+            last = stored(stack)
+        except Exception:
+            return False
+        return last == want
+
+    try:
+        wait_until("the stored aggregates to equal the report", caught_up, timeout_s=180)
+    except pytest.fail.Exception:
+        for key in want:
+            got = {(r["indicator"], r["unit_id"]): r for r in last.get(key, [])}
+            for row in want[key]:
+                if got.get((row["indicator"], row["unit_id"])) != row:
+                    print(f"{key}: want {row}\n      got {got.get((row['indicator'], row['unit_id']))}")
+                    break
+        print(stack.logs())
+        raise
+
+
+def processed(stack: Stack) -> float:
+    return sum(p.metric("vardgaranti_events_processed_total") for p in stack.procs
+               if p.name == "worker" and p.process.poll() is None)
+
+
+def test_replay_worker_sink_equals_report(
+    stack: Stack, log_file: Path, reports: dict[tuple[date, date], Report]
+) -> None:
+    stack.worker()
+    stack.sink()
+    lines = stack.publish(log_file)
+    assert lines == reports[PERIODS[0]].stats.lines
+    assert_store_matches(stack, reports)
+
+    # every malformed line is on the dead-letter topic, with its reason and source offset
+    rejected = reports[PERIODS[0]].stats.rejected
+    dead = [orjson.loads(r.value) for r in stack.consume(stack.topics["dlq"],
+                                                         sum(rejected.values()))]
+    assert Counter(d["reason"] for d in dead) == rejected
+    assert all(d["source"].startswith(stack.topics["events"] + "/") for d in dead)
+    assert all(d["message"] for d in dead)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])
+def test_worker_restart_mid_stream_loses_and_doubles_nothing(
+    stack: Stack, log_file: Path, reports: dict[tuple[date, date], Report], sig: int
+) -> None:
+    first = stack.worker()
+    stack.sink()
+    total = reports[PERIODS[0]].stats.events
+    stack.publish(log_file)
+    wait_until("the worker to be mid-stream", lambda: processed(stack) >= total // 3,
+               logs=stack.logs)
+    code = first.stop(sig)
+    assert code == (0 if sig == signal.SIGTERM else -signal.SIGKILL), stack.logs()
+    stack.worker()  # recovers the tables from their changelogs, resumes at the committed offsets
+    assert_store_matches(stack, reports)
+
+
+def test_two_workers_give_the_same_aggregates_as_one(
+    kafka_bootstrap: str, tmp_path: Path, log_file: Path,
+    reports: dict[tuple[date, date], Report],
+) -> None:
+    stack = Stack(kafka_bootstrap, tmp_path, partitions=4)
+    stack.create_topics()
+    try:
+        workers = [stack.worker()]
+        workers.append(stack.worker())  # the group rebalances: two partitions each
+        stack.sink()
+        stack.publish(log_file)
+        assert_store_matches(stack, reports)
+        # the work was shared: each worker processed part of the events
+        shares = [w.metric("vardgaranti_events_processed_total") for w in workers]
+        assert all(s > 0 for s in shares), shares
+    finally:
+        stack.close()
+
+
+def breach_notices(stack: Stack) -> list[dict[str, Any]]:
+    return [orjson.loads(r.value) for r in stack.consume(stack.topics["breaches"])
+            if orjson.loads(r.value)["kind"] == "breach"]
+
+
+def test_breach_notices_once_each_also_across_a_restart(
+    stack: Stack, log_file: Path, reports: dict[tuple[date, date], Report]
+) -> None:
+    first = stack.worker()
+    stack.sink()
+    total = reports[PERIODS[0]].stats.events
+    stack.publish(log_file)
+    wait_until("the worker to be mid-stream", lambda: processed(stack) >= total // 2,
+               logs=stack.logs)
+    assert first.stop(signal.SIGTERM) == 0
+    stack.worker()
+    assert_store_matches(stack, reports)
+
+    notices = breach_notices(stack)
+    ids = Counter(n["notice_id"] for n in notices)
+    assert notices, "a year of events breaches some clocks"
+    assert [i for i, n in ids.items() if n > 1] == []
+    # each notice is about a clock the core counts as breached: over its limit
+    store = Store(stack.db_url)
+    try:
+        with store.engine.connect() as conn:
+            rows = conn.exec_driver_sql(
+                "SELECT case_id, indicator, state, within, deadline FROM clocks").all()
+            stored_notices = conn.exec_driver_sql("SELECT count(*) FROM notices").scalar()
+    finally:
+        store.engine.dispose()
+    clocks = {(r[0], r[1]): r for r in rows}
+    for n in notices:
+        case_id, indicator, state, within, deadline = clocks[(n["case_id"], n["indicator"])]
+        assert n["days_left"] < 0 and n["deadline"] == str(deadline)
+        assert state == "open" or within in (0, False) or state in ("cancelled", "excluded"), n
+    assert stored_notices >= len(ids)

@@ -1,0 +1,195 @@
+"""A streaming stack for integration tests: workers and a sink as real `vardgaranti` processes.
+
+Each stack has its own app id, topics and SQLite store, so tests do not see each other's
+data on the session's broker. Processes are started with `python -m vardgaranti`, stopped
+with SIGTERM (or killed with SIGKILL), and observed only from outside: their /metrics and
+/readyz, the store, and the topics.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.support.kafka import KAFKA_IS_MOCK, consumer_timeouts, create_topics
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_until(what: str, check: Callable[[], bool], timeout_s: float = 120.0,
+               logs: Callable[[], str] = lambda: "") -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.25)
+    pytest.fail(f"timed out after {timeout_s:.0f} s waiting for {what}\n{logs()}")
+
+
+@dataclass
+class Proc:
+    name: str
+    process: subprocess.Popen[bytes]
+    log: Path
+    port: int
+
+    def get(self, path: str) -> tuple[int, str]:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=5) as r:
+                return r.status, r.read().decode()
+        except urllib.error.HTTPError as exc:
+            return exc.code, ""
+        except OSError:
+            return 0, ""
+
+    def ready(self) -> bool:
+        return self.process.poll() is None and self.get("/readyz")[0] == 200
+
+    def metric(self, name: str) -> float:
+        """Sum of a metric's samples (0 when absent or the process is not answering)."""
+        status, text = self.get("/metrics")
+        if status != 200:
+            return 0.0
+        return sum(s.value for fam in text_string_to_metric_families(text)
+                   for s in fam.samples if s.name == name)
+
+    def stop(self, sig: int = signal.SIGTERM, timeout_s: float = 30.0) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+        try:
+            return self.process.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(5)
+            pytest.fail(f"{self.name} ignored signal {sig}; log:\n{self.tail()}")
+
+    def tail(self, n: int = 6000) -> str:
+        return f"--- {self.name} ---\n" + self.log.read_text(errors="replace")[-n:]
+
+
+@dataclass
+class Stack:
+    bootstrap: str
+    workdir: Path
+    partitions: int = 3
+    app_id: str = field(default_factory=lambda: f"vg-{uuid.uuid4().hex[:8]}")
+    procs: list[Proc] = field(default_factory=list)
+    _n: itertools.count[int] = field(default_factory=itertools.count)
+
+    @property
+    def topics(self) -> dict[str, str]:
+        return {"events": f"{self.app_id}.events", "dlq": f"{self.app_id}.events.dlq",
+                "breaches": f"{self.app_id}.breaches"}
+
+    @property
+    def db_url(self) -> str:
+        return f"sqlite:///{self.workdir / 'store.db'}"
+
+    def env(self) -> dict[str, str]:
+        timeouts = consumer_timeouts()
+        env = {
+            **os.environ,
+            "VARDGARANTI_KAFKA_BOOTSTRAP": self.bootstrap,
+            "VARDGARANTI_APP_ID": self.app_id,
+            "VARDGARANTI_EVENTS_TOPIC": self.topics["events"],
+            "VARDGARANTI_DLQ_TOPIC": self.topics["dlq"],
+            "VARDGARANTI_BREACHES_TOPIC": self.topics["breaches"],
+            "VARDGARANTI_PARTITIONS": str(self.partitions),
+            "VARDGARANTI_DATABASE_URL": self.db_url,
+            "VARDGARANTI_WORKER_DATA_DIR": str(self.workdir / "faust"),
+        }
+        env.pop("VARDGARANTI_API_TOKEN", None)
+        if KAFKA_IS_MOCK:
+            env["VARDGARANTI_KAFKA_SESSION_TIMEOUT"] = str(timeouts["session_timeout_ms"] / 1000)
+            env["VARDGARANTI_KAFKA_HEARTBEAT_INTERVAL"] = str(
+                timeouts["heartbeat_interval_ms"] / 1000)
+        return env
+
+    def create_topics(self) -> None:
+        create_topics(self.bootstrap, {self.topics["events"]: self.partitions,
+                                       self.topics["dlq"]: 1, self.topics["breaches"]: 1})
+
+    def _start(self, name: str, *args: str) -> Proc:
+        port = free_port()
+        log = self.workdir / f"{name}-{next(self._n)}.log"
+        with log.open("wb") as out:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "vardgaranti", *args, "--port", str(port)],
+                cwd=self.workdir, env=self.env(), stdout=out, stderr=subprocess.STDOUT)
+        proc = Proc(name, process, log, port)
+        self.procs.append(proc)
+        return proc
+
+    def worker(self, wait: bool = True) -> Proc:
+        proc = self._start("worker", "worker", "--loglevel", "warning")
+        if wait:
+            wait_until("the worker to be ready", proc.ready, logs=self.logs)
+        return proc
+
+    def sink(self) -> Proc:
+        proc = self._start("sink", "sink")
+        wait_until("the sink to be ready", proc.ready, logs=self.logs)
+        return proc
+
+    def publish(self, path: Path) -> int:
+        from consumers.publish import open_producer, publish
+        from models.settings import Settings
+
+        producer = open_producer(Settings(), self.bootstrap)
+        try:
+            stats = publish([path], producer, self.topics["events"])
+        finally:
+            producer.close()
+        assert stats.first_error is None, stats.first_error
+        return stats.lines
+
+    def consume(self, topic: str, expect_at_least: int = 0, timeout_s: float = 30) -> list[Any]:
+        """Every record of a topic (read from the start, no group)."""
+        from kafka import KafkaConsumer, TopicPartition
+
+        consumer = KafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False)
+        try:
+            parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+            consumer.assign(parts)
+            consumer.seek_to_beginning()
+            end = consumer.end_offsets(parts)
+            out: list[Any] = []
+            deadline = time.monotonic() + timeout_s
+            while time.monotonic() < deadline:
+                for recs in consumer.poll(timeout_ms=500).values():
+                    out.extend(recs)
+                if all(consumer.position(tp) >= end[tp] for tp in parts) and (
+                        len(out) >= expect_at_least):
+                    break
+            return out
+        finally:
+            consumer.close()
+
+    def logs(self) -> str:
+        return "\n".join(p.tail() for p in self.procs)
+
+    def close(self) -> None:
+        for proc in self.procs:
+            if proc.process.poll() is None:
+                proc.process.kill()
+                proc.process.wait(10)
