@@ -24,6 +24,7 @@ from web.metrics import registry_for
 
 BATCH = 2000
 WITHIN = 0.2  # seconds: the longest an event waits for its batch to fill
+TICK = 30.0  # seconds between notice checks on the wall clock (live watermark only)
 
 log = logging.getLogger("vardgaranti.worker")
 
@@ -50,6 +51,8 @@ def wire(monitor: Monitor) -> Worker:
     async def counters(stream: Any) -> None:
         async for batch in stream.take_events(BATCH, within=WITHIN):
             await worker.on_deltas(batch)
+
+    app.timer(interval=TICK)(worker.tick)
 
     async def serve() -> None:
         token = settings.api_token.get_secret_value() if settings.api_token else None

@@ -65,6 +65,7 @@ class Worker:
         self.m = monitor
         self.rules = monitor.settings.rules()
         self.lateness_us = monitor.settings.allowed_lateness_us
+        self.live = monitor.settings.live_watermark
         self.counts: Counter[Key] = Counter()
         self.open_clocks: dict[bytes, list[ClockView]] = {}
         self.due_index: dict[int, set[bytes]] = defaultdict(set)
@@ -82,9 +83,16 @@ class Worker:
 
     @property
     def watermark_us(self) -> int | None:
+        """Newest event time minus the allowed lateness; the wall clock if later and live."""
+        wall = int(time.time() * 1_000_000) if self.live else None
         if self.newest_us is None:
-            return None
-        return self.newest_us - self.lateness_us
+            return wall
+        return max(self.newest_us - self.lateness_us, wall or 0)
+
+    async def tick(self) -> None:
+        """On a timer: in live mode the watermark moves without events, and so do notices."""
+        if self.live and self.recovered():
+            await self._notify({})
 
     def today(self) -> date | None:
         wm = self.watermark_us
