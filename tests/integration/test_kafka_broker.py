@@ -271,3 +271,57 @@ def test_faust_table_is_rebuilt_from_changelog(kafka_bootstrap: str, tmp_path: P
     # The restarted worker starts with an empty in-memory table: it must rebuild the counts from
     # the changelog, then resume the source at the committed offset (no reprocessing).
     run_worker({f"k{k}": 20 for k in range(5)}, (100, 110), {f"k{k}": 22 for k in range(5)})
+
+
+
+def test_two_consumers_in_one_group_share_the_partitions(
+        private_mock_broker: KafkaBroker) -> None:
+    """Two members of one group split the partitions and each consumes its own.
+
+    The mock refuses a follower's SyncGroup that arrives after the leader's (the translator
+    answers it instead, see ``SyncGroupFix`` in the mock broker); before that the group never
+    became stable with two aiokafka (or Faust) members.
+    """
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+    bootstrap = private_mock_broker.bootstrap
+    topic, group, total = "shared", "sharing-group", 200
+    create_topics(bootstrap, {topic: 4})
+
+    async def scenario() -> tuple[list[set[int]], list[list[int]]]:
+        consumers = [AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=group,
+                                      enable_auto_commit=False, auto_offset_reset="earliest",
+                                      **consumer_timeouts()) for _ in range(2)]
+        try:
+            await asyncio.gather(*(c.start() for c in consumers))  # each waits for a sync
+
+            def owned() -> list[set[int]]:
+                return [{tp.partition for tp in c.assignment()} for c in consumers]
+
+            while not (all(owned()) and not owned()[0] & owned()[1]
+                       and owned()[0] | owned()[1] == {0, 1, 2, 3}):
+                await asyncio.sleep(0.1)  # the first member gives up half of its partitions
+
+            producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+            await producer.start()
+            try:
+                for i in range(total):
+                    await producer.send(topic, value=str(i).encode(), partition=i % 4)
+                await producer.flush()
+            finally:
+                await producer.stop()
+
+            seen: list[list[int]] = [[], []]
+            while len(seen[0]) + len(seen[1]) < total:
+                for member, consumer in enumerate(consumers):
+                    batch = await consumer.getmany(timeout_ms=200)
+                    seen[member] += [int(r.value) for recs in batch.values() for r in recs]
+            return owned(), seen
+        finally:
+            await asyncio.gather(*(c.stop() for c in consumers))
+
+    owned, seen = asyncio.run(asyncio.wait_for(scenario(), timeout=45))
+    assert sorted(seen[0] + seen[1]) == list(range(total))
+    for member in (0, 1):
+        assert seen[member], f"member {member} consumed nothing"
+        assert {i % 4 for i in seen[member]} == owned[member], "consumed outside its partitions"

@@ -24,7 +24,7 @@ Helpers:
   Kafka refuses session timeouts below 6 s, so these are only applied on the mock.
 
 The mock cannot show transactions, compaction/retention, topic configs, ACLs/TLS or real broker
-failure; see ``/work/shared/KAFKA-TESTING.md``.
+failure; see the project's Kafka testing notes.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ Once it accepts connections it prints exactly one line ``BOOTSTRAP=127.0.0.1:POR
 stdout and keeps running until SIGTERM/SIGINT (exit status 0).
 
 The broker is the mock cluster that ships inside the ``confluent-kafka`` wheel (librdkafka),
-driven through ``ctypes``. See ``/work/shared/KAFKA-TESTING.md`` for why. Every mock broker gets
+driven through ``ctypes`` (see the project's Kafka testing notes for why). Every mock broker gets
 one translator listener in front of it; clients only ever talk to the translators because the
 mock advertises the translator addresses in Metadata/FindCoordinator responses
 (``rd_kafka_mock_broker_set_host_port``). A translator
@@ -18,7 +18,9 @@ mock advertises the translator addresses in Metadata/FindCoordinator responses
   CreateTopics (v0-v4) and DeleteTopics (v0-v3) added;
 * answers CreateTopics and DeleteTopics through the mock's C API;
 * forwards every other request byte for byte (and drops the mock's reply to an ``acks=0``
-  Produce, which a real broker would not send).
+  Produce, which a real broker would not send);
+* when the mock refuses a follower's SyncGroup because the leader synced first, answers it with
+  the follower's assignment from the leader's SyncGroup, as Kafka does (:class:`SyncGroupFix`).
 
 The cluster controller is set to broker 1 (the mock reports a non-existent broker 0 otherwise).
 
@@ -27,6 +29,9 @@ Control commands, one per line on stdin (each answered by ``OK ...`` or ``ERR ..
 * ``down [ID]``  - take broker ID (default: all) down: connections are dropped, new ones refused.
 * ``up [ID]``    - bring it back.
 * ``create TOPIC PARTITIONS`` - create a topic.
+
+``MOCK_BROKER_TRACE=1`` in the environment logs every request (api key, version, first bytes)
+and the mock's own debug output (group state changes) to stderr.
 
 With ``--exit-on-stdin-eof`` the broker also stops when stdin is closed, so a test runner that
 dies without cleaning up does not leave a broker behind.
@@ -56,6 +61,7 @@ HOST = "127.0.0.1"
 
 API_PRODUCE = 0
 API_METADATA = 3
+API_SYNC_GROUP = 14
 API_API_VERSIONS = 18
 API_CREATE_TOPICS = 19
 API_DELETE_TOPICS = 20
@@ -76,6 +82,9 @@ ERR_TOPIC_EXISTS = 36
 ERR_INVALID_PARTITIONS = 37
 ERR_INVALID_REPLICATION_FACTOR = 38
 ERR_INVALID_REQUEST = 42
+
+#: ``MOCK_BROKER_TRACE=1``: log every request (and the mock's debug output) to stderr.
+TRACE = os.environ.get("MOCK_BROKER_TRACE", "") not in ("", "0")
 
 _TOPIC_NAME = re.compile(r"^[a-zA-Z0-9._-]{1,249}$")
 
@@ -125,6 +134,14 @@ class Reader:
     def string(self) -> str:
         return self.nullable_string() or ""
 
+    def nullable_bytes(self) -> bytes | None:
+        length = self.int32()
+        if length < 0:
+            return None
+        raw = self.data[self.pos : self.pos + length]
+        self.pos += length
+        return raw
+
     def skip_tagged_fields(self) -> None:
         for _ in range(self.uvarint()):
             self.uvarint()  # tag
@@ -153,6 +170,10 @@ def string(value: str | None) -> bytes:
         return i16(-1)
     raw = value.encode()
     return i16(len(raw)) + raw
+
+
+def nullable_bytes(value: bytes | None) -> bytes:
+    return i32(-1) if value is None else i32(len(value)) + value
 
 
 def array(items: list[bytes]) -> bytes:
@@ -259,7 +280,10 @@ class MockCluster:
 
         errstr = ctypes.create_string_buffer(512)
         conf = lib.rd_kafka_conf_new()
-        for key, value in (("client.id", "mock_broker"), ("log_level", "3")):
+        settings = [("client.id", "mock_broker"), ("log_level", "3")]
+        if TRACE:  # the mock's own group-coordinator decisions, on stderr
+            settings += [("debug", "mock"), ("log_level", "7")]
+        for key, value in settings:
             lib.rd_kafka_conf_set(conf, key.encode(), value.encode(), errstr, len(errstr))
         self._rk = lib.rd_kafka_new(0, conf, errstr, len(errstr))  # 0 = RD_KAFKA_PRODUCER
         if not self._rk:
@@ -398,7 +422,80 @@ class AdminHandler:
         return (i32(0) if version >= 1 else b"") + array(results)
 
 
+class SyncGroupFix:
+    """Give a member that syncs after the leader its assignment, as Kafka does.
+
+    Why: the mock's classic group coordinator ends a sync round as soon as every member *has an
+    assignment* (``rd_kafka_mock_cgrp_classic_sync_check``: ``assignment_cnt < member_cnt``),
+    not when every member has sent SyncGroup, and the leader's SyncGroup carries the assignments
+    of all members. So when the leader syncs first, the group goes Up at once, and a follower's
+    SyncGroup arriving a moment later is refused with INVALID_REQUEST (42), because
+    ``rd_kafka_mock_cgrp_classic_check_state`` does not accept SyncGroup in state Up. aiokafka
+    (and so Faust) then rejoins, the group rebalances, and since the leader tends to sync first
+    again, two members never get a stable group.
+
+    A real coordinator answers a SyncGroup in state Stable with the member's assignment of the
+    current generation. This does the same: it remembers each group's latest leader
+    assignments and rewrites that INVALID_REQUEST reply. For a SyncGroup the mock answers
+    INVALID_REQUEST only in state Up (Empty has no members): it checks the member
+    (UNKNOWN_MEMBER_ID) and the generation (ILLEGAL_GENERATION) first, and a group reaches Up
+    only after the leader's SyncGroup of that generation.
+    """
+
+    #: Non-flexible SyncGroup versions (v4+ is capped away, see VERSION_CAPS).
+    MAX_VERSION = 3
+
+    def __init__(self) -> None:
+        # group id -> (generation, {member id: assignment}) from the leader's latest SyncGroup
+        self.assignments: dict[str, tuple[int, dict[str, bytes | None]]] = {}
+
+    def request(self, header: RequestHeader, payload: bytes) -> Callable[[bytes], bytes] | None:
+        """Note a leader's assignments; return the fix-up for this request's reply."""
+        if header.api_version > self.MAX_VERSION:
+            return None
+        reader = Reader(payload, header.body_offset)
+        group, generation, member = reader.string(), reader.int32(), reader.string()
+        if header.api_version >= 3:
+            reader.nullable_string()  # group_instance_id
+        assignments: dict[str, bytes | None] = {}
+        for _ in range(reader.int32()):
+            member_id = reader.string()
+            assignments[member_id] = reader.nullable_bytes()
+        if assignments:
+            self.assignments[group] = (generation, assignments)
+
+        def fix(reply: bytes) -> bytes:
+            return self._reply(reply, header.api_version, group, generation, member)
+
+        return fix
+
+    def _reply(self, reply: bytes, version: int, group: str, generation: int,
+               member: str) -> bytes:
+        reader = Reader(reply)
+        correlation_id = reader.int32()
+        if version >= 1:
+            reader.int32()  # throttle_time_ms
+        if reader.int16() != ERR_INVALID_REQUEST:
+            return reply
+        known_generation, assignments = self.assignments.get(group, (None, {}))
+        if known_generation != generation or member not in assignments:
+            return reply
+        if TRACE:
+            print(f"mock_broker: SyncGroup {group!r} generation {generation}: answering "
+                  f"{member!r} with the leader's assignment", file=sys.stderr, flush=True)
+        return (i32(correlation_id) + (i32(0) if version >= 1 else b"") + i16(ERR_NONE)
+                + nullable_bytes(assignments[member]))
+
+
 # --------------------------------------------------------------------------- translator
+
+
+@dataclass
+class Pending:
+    """A request forwarded to the mock, awaiting its reply (``fix`` may rewrite the reply)."""
+
+    future: asyncio.Future[bytes]
+    fix: Callable[[bytes], bytes] | None = None
 
 
 @dataclass
@@ -408,6 +505,7 @@ class Translator:
     broker_id: int
     upstream_port: int
     admin: AdminHandler
+    sync_group: SyncGroupFix
     down: bool = False
     connections: set[asyncio.StreamWriter] = field(default_factory=set)
     handlers: set[asyncio.Task[None]] = field(default_factory=set)
@@ -425,7 +523,7 @@ class Translator:
             writer.close()
             return
         self.connections.add(writer)
-        pending: dict[int, asyncio.Future[bytes]] = {}
+        pending: dict[int, Pending] = {}
         ordered: asyncio.Queue[asyncio.Future[bytes]] = asyncio.Queue()
         tasks = [
             asyncio.create_task(self._from_client(reader, up_writer, pending, ordered)),
@@ -443,7 +541,7 @@ class Translator:
                 stream.close()
 
     async def _from_client(self, reader: asyncio.StreamReader, upstream: asyncio.StreamWriter,
-                           pending: dict[int, asyncio.Future[bytes]],
+                           pending: dict[int, Pending],
                            ordered: asyncio.Queue[asyncio.Future[bytes]]) -> None:
         loop = asyncio.get_running_loop()
         with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
@@ -452,10 +550,15 @@ class Translator:
                 payload = await reader.readexactly(size)
                 try:
                     header = parse_header(payload)
+                    if TRACE:
+                        print(f"mock_broker[{self.broker_id}]: {header} "
+                              f"{payload[:256].hex()}", file=sys.stderr, flush=True)
                     local = header.api_key in VERSION_OVERRIDES
                     response = self.admin.handle(header, payload) if local else None
                     expects_reply = local or header.api_key != API_PRODUCE or (
                         produce_expects_response(payload, header))
+                    fix = (self.sync_group.request(header, payload)
+                           if header.api_key == API_SYNC_GROUP else None)
                 except (struct.error, IndexError, UnicodeDecodeError) as exc:
                     print(f"mock_broker: malformed request, closing: {exc!r}", file=sys.stderr)
                     return
@@ -469,19 +572,26 @@ class Translator:
                     future.set_result(frame(response))
                     continue
                 if expects_reply:
-                    pending[header.correlation_id] = future
+                    pending[header.correlation_id] = Pending(future, fix)
                 upstream.write(frame(payload))
                 await upstream.drain()
 
     async def _from_upstream(self, reader: asyncio.StreamReader,
-                             pending: dict[int, asyncio.Future[bytes]]) -> None:
+                             pending: dict[int, Pending]) -> None:
         with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
             while True:
                 size_bytes = await reader.readexactly(4)
                 payload = await reader.readexactly(struct.unpack(">i", size_bytes)[0])
-                future = pending.pop(struct.unpack_from(">i", payload)[0], None)
-                if future is not None:  # None: the mock's answer to an acks=0 Produce
-                    future.set_result(size_bytes + payload)
+                request = pending.pop(struct.unpack_from(">i", payload)[0], None)
+                if request is None:  # the mock's answer to an acks=0 Produce
+                    continue
+                if request.fix is not None:
+                    try:
+                        payload = request.fix(payload)
+                    except (struct.error, IndexError) as exc:
+                        print(f"mock_broker: malformed reply, passed on: {exc!r}",
+                              file=sys.stderr)
+                request.future.set_result(frame(payload))
 
     async def _to_client(self, writer: asyncio.StreamWriter,
                          ordered: asyncio.Queue[asyncio.Future[bytes]]) -> None:
@@ -517,12 +627,13 @@ class Broker:
             key, low, high = versions_reply.int16(), versions_reply.int16(), versions_reply.int16()
             mock_versions[key] = (low, high)
         admin = AdminHandler(self.cluster, mock_versions)
+        sync_group = SyncGroupFix()  # shared: members of a group may reach different listeners
 
         metadata = blocking_request(real[0][1], API_METADATA, 0, i32(0))
         addresses = []
         for _ in range(metadata.int32()):
             broker_id, _host, port = metadata.int32(), metadata.string(), metadata.int32()
-            translator = Translator(broker_id, port, admin)
+            translator = Translator(broker_id, port, admin, sync_group)
             server = await asyncio.start_server(translator.serve, HOST, 0)
             listen_port = server.sockets[0].getsockname()[1]
             self.cluster.advertise(broker_id, HOST, listen_port)
