@@ -5,7 +5,8 @@ absolute per-day counters), the breach/at-risk notices and the dead letters, and
 with the store's idempotent upserts. Offsets are committed only after the write, so a sink
 killed at any point writes the same rows again on restart, which changes nothing. When the
 store is down it retries the same batch with exponential backoff and says so in the log;
-/readyz reports not-ready meanwhile. `vardgaranti query` then reads what it wrote.
+/readyz reports not-ready meanwhile, and likewise while the broker cannot be reached.
+`vardgaranti query` then reads what it wrote.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ log = logging.getLogger("vardgaranti.sink")
 
 NOTICES = NoticeRow.__table__  # type: ignore[attr-defined]
 MAX_BACKOFF_S = 30.0
+BROKER_MAX_BACKOFF_S = 5.0  # the client reconnects on its own; this only paces the log
 
 
 def topics(settings: Settings) -> dict[str, str]:
@@ -129,6 +131,7 @@ class Sink:
         self.metrics = SinkMetrics()
         self.stop = threading.Event()
         self.store_ok = True
+        self.broker_ok = True
         self.consumer = consumer or self._consumer()
 
     def _consumer(self) -> Any:
@@ -147,14 +150,13 @@ class Sink:
         return consumer
 
     def ready(self) -> bool:
-        return self.store_ok and bool(self.consumer.assignment())
+        return self.store_ok and self.broker_ok and bool(self.consumer.assignment())
 
     def run(self) -> None:
         log.info("sink reading %s into %s", ", ".join(self.names.values()),
                  self.store.url.split("@")[-1])
         while not self.stop.is_set():
-            polled = self.consumer.poll(timeout_ms=500)
-            records = [r for recs in polled.values() for r in recs]
+            records = self._poll()
             if not records:
                 continue
             self.write(decode(records, self.names))
@@ -168,6 +170,27 @@ class Sink:
                 self.metrics.records.labels(rec.topic).inc()
         self.consumer.close(autocommit=False)
         log.info("sink stopped")
+
+    def _poll(self) -> list[Any]:
+        """One poll's records; while the broker is unreachable, retry with backoff."""
+        from kafka.errors import KafkaError
+
+        delay = 0.5
+        while not self.stop.is_set():
+            try:
+                polled = self.consumer.poll(timeout_ms=500)
+            except KafkaError as exc:  # kafka-python raises when it cannot reach the broker
+                self.broker_ok = False
+                log.warning("broker unavailable (%s); retrying in %.1f s",
+                            str(exc).splitlines()[0], delay)
+                self.stop.wait(delay)
+                delay = min(delay * 2, BROKER_MAX_BACKOFF_S)
+                continue
+            if not self.broker_ok:
+                log.warning("broker reachable again")
+                self.broker_ok = True
+            return [r for recs in polled.values() for r in recs]
+        return []
 
     def write(self, batch: Batch) -> None:
         """Write a batch, retrying with backoff until it is written or the sink is stopped."""
@@ -216,6 +239,8 @@ def health_app(sink: Sink) -> FastAPI:
     def readyz() -> PlainTextResponse:
         if not sink.store_ok:
             return PlainTextResponse("store unavailable", status_code=503)
+        if not sink.broker_ok:
+            return PlainTextResponse("broker unavailable", status_code=503)
         if not sink.consumer.assignment():
             return PlainTextResponse("no partitions assigned", status_code=503)
         return PlainTextResponse("ready")

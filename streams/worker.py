@@ -309,9 +309,17 @@ class Worker:
         return worklist(self.clocks(), today, indicator, unit, limit)
 
     def ping(self) -> bool:
-        """Ready once the tables are recovered and partitions are assigned."""
+        """Ready once the tables are recovered, partitions are assigned and the broker answers."""
         self.refresh()
-        return self.recovered() and bool(self._assignment)
+        return self.recovered() and bool(self._assignment) and self.broker_reachable()
+
+    def broker_reachable(self) -> bool:
+        """The consumer knows its group coordinator: aiokafka forgets it as soon as a heartbeat
+        or a commit cannot reach the broker, and finds it again once the broker answers.
+        (Faust keeps the aiokafka consumer on its consumer thread; no public accessor.)"""
+        thread = getattr(self.m.app.consumer, "_thread", None)
+        consumer: Any = getattr(thread, "_consumer", None)
+        return consumer is not None and consumer._coordinator.coordinator_id is not None
 
     def recovered(self) -> bool:
         """The tables are rebuilt from their changelogs (after start or a rebalance)."""

@@ -87,7 +87,7 @@ def create_app(
     @app.get("/readyz", include_in_schema=False)
     def readyz() -> Response:
         if not source.ping():
-            return PlainTextResponse("store unreachable", status_code=503)
+            return PlainTextResponse("not ready: a dependency is unreachable", status_code=503)
         return PlainTextResponse("ready")
 
     @app.get("/api/v1/aggregates", dependencies=[Depends(authorised)])

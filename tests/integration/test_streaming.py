@@ -88,8 +88,9 @@ def assert_store_matches(stack: Stack, reports: dict[tuple[date, date], Report])
         for key in want:
             got = {(r["indicator"], r["unit_id"]): r for r in last.get(key, [])}
             for row in want[key]:
-                if got.get((row["indicator"], row["unit_id"])) != row:
-                    print(f"{key}: want {row}\n      got {got.get((row['indicator'], row['unit_id']))}")
+                seen = got.get((row["indicator"], row["unit_id"]))
+                if seen != row:
+                    print(f"{key}: want {row}\n      got {seen}")
                     break
         print(stack.logs())
         raise
@@ -186,7 +187,7 @@ def test_breach_notices_once_each_also_across_a_restart(
         store.engine.dispose()
     clocks = {(r[0], r[1]): r for r in rows}
     for n in notices:
-        case_id, indicator, state, within, deadline = clocks[(n["case_id"], n["indicator"])]
+        _, _, state, within, deadline = clocks[(n["case_id"], n["indicator"])]
         assert n["days_left"] < 0 and n["deadline"] == str(deadline)
         assert state == "open" or within in (0, False) or state in ("cancelled", "excluded"), n
     assert stored_notices >= len(ids)

@@ -95,6 +95,7 @@ class Stack:
     app_id: str = field(default_factory=lambda: f"vg-{uuid.uuid4().hex[:8]}")
     procs: list[Proc] = field(default_factory=list)
     _n: itertools.count[int] = field(default_factory=itertools.count)
+    database_url: str | None = None  # the store; a SQLite file in the work dir when None
 
     @property
     def topics(self) -> dict[str, str]:
@@ -103,7 +104,7 @@ class Stack:
 
     @property
     def db_url(self) -> str:
-        return f"sqlite:///{self.workdir / 'store.db'}"
+        return self.database_url or f"sqlite:///{self.workdir / 'store.db'}"
 
     def env(self) -> dict[str, str]:
         timeouts = consumer_timeouts()
@@ -146,18 +147,24 @@ class Stack:
             wait_until("the worker to be ready", proc.ready, logs=self.logs)
         return proc
 
-    def sink(self) -> Proc:
+    def sink(self, wait: bool = True) -> Proc:
         proc = self._start("sink", "sink")
-        wait_until("the sink to be ready", proc.ready, logs=self.logs)
+        if wait:
+            wait_until("the sink to be ready", proc.ready, logs=self.logs)
         return proc
 
-    def publish(self, path: Path) -> int:
-        from consumers.publish import open_producer, publish
+    def publish(self, path: Path, rate: float = 0.0,
+                progress: Callable[[int], None] | None = None) -> int:
+        """Publish a log's lines (at most `rate` lines/s when given; `progress` gets the count
+        of lines handed over every 50 lines); the number of lines."""
+        from consumers.publish import TokenBucket, open_producer, publish
         from models.settings import Settings
 
         producer = open_producer(Settings(), self.bootstrap)
         try:
-            stats = publish([path], producer, self.topics["events"])
+            stats = publish([path], producer, self.topics["events"],
+                            limiter=TokenBucket(rate) if rate else None, progress=progress,
+                            progress_every=50)
         finally:
             producer.close()
         assert stats.first_error is None, stats.first_error
