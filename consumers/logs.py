@@ -36,7 +36,7 @@ def read_lines(path: Path) -> Iterator[tuple[int, bytes]]:
         try:
             for lineno, line in enumerate(fh, 1):
                 line = line.rstrip(b"\r\n")
-                if line.strip():
+                if line and not line.isspace():  # not blank (no stripped copy)
                     yield lineno, line
         except (OSError, EOFError) as exc:
             raise LogError(f"{path}: cannot read: {exc}") from exc

@@ -6,6 +6,7 @@ first, an interrupted replay resumes, and replaying a log again changes nothing.
 
 from __future__ import annotations
 
+import gc
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -22,7 +23,7 @@ from models.engine import Engine
 from models.events import DUPLICATE, Rejection, parse_event
 from models.measures import ANOMALY_REASONS, Key
 
-BATCH = 20_000
+BATCH = 50_000  # lines per transaction; larger batches cut cases evaluated twice
 
 
 @dataclass
@@ -63,12 +64,11 @@ class Pipeline:
 
     def settle(self) -> tuple[list[tuple[str, ClockView]], dict[Key, int]]:
         """Apply pending facts: the clocks of touched cases and the counters that moved."""
-        dirty = list(self.engine.dirty)
         moved: dict[Key, int] = {}
-        for key, n in self.engine.settle():
+        deltas, clocks = self.engine.settle_clocks()
+        for key, n in deltas:
             self.counts[key] += n
             moved[key] = self.counts[key]
-        clocks = [(c, v) for c in dirty for v in self.engine.cases[c].clocks]
         return clocks, moved
 
 
@@ -100,6 +100,9 @@ def replay(
         store.write_batch(facts, clocks, moved, dead)
         facts.clear()
         dead.clear()
+        # the cases live on to the end: keep the cycle collector from walking them all again
+        # at every full collection (that made a long replay ~1.5x slower)
+        gc.freeze()
         if progress is not None:
             progress(stats.lines)
 

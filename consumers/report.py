@@ -6,6 +6,7 @@ replay runtimes use; nothing is stored.
 
 from __future__ import annotations
 
+import gc
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -15,7 +16,7 @@ from consumers.deadletter import DeadLetter, DeadLetterFile
 from consumers.logs import read_lines
 from models.calendar import local_day
 from models.clocks import Rules, to_fact
-from models.engine import Engine, counts_of
+from models.engine import Engine
 from models.events import DUPLICATE, Rejection, parse_event
 from models.measures import ANOMALY_REASONS, INCONSISTENT, ORPHAN, Period, Row, rows_for
 
@@ -47,15 +48,21 @@ def build_report(
     rules: Rules | None = None,
     dead: DeadLetterFile | None = None,
     progress: ProgressFn | None = None,
+    phase: Callable[[str], None] | None = None,
 ) -> Report:
+    """`progress(lines)` is called while reading; `phase(what)` when the work turns to
+    something without a count (evaluating the cases)."""
     dead = dead or DeadLetterFile(None)
     stats = ReportStats()
-    engine = Engine(rules or Rules())
+    engine = Engine(rules or Rules(), keep_clocks=False)  # the report reads counters only
     for path in paths:
         for lineno, raw in read_lines(path):
             stats.lines += 1
-            if progress is not None and stats.lines % PROGRESS_EVERY == 0:
-                progress(stats.lines)
+            if stats.lines % PROGRESS_EVERY == 0:
+                # what was read so far lives until the end: keep the collector off it
+                gc.freeze()
+                if progress is not None:
+                    progress(stats.lines)
             event = parse_event(raw)
             if isinstance(event, Rejection):
                 stats.rejected[event.reason] += 1
@@ -66,11 +73,13 @@ def build_report(
             engine.add(event["case_id"], to_fact(event))
     if progress is not None:
         progress(stats.lines)
-    engine.settle()
+    if phase is not None:
+        phase("evaluating cases")
+    counts = engine.settle()  # from nothing: the deltas are the counters
     if engine.duplicates:
         stats.ignored[DUPLICATE] = engine.duplicates
-    for case_id, case in engine.cases.items():
-        for reason, fact in case.anomalies:
+    for case_id, anomalies in engine.anomalies.items():
+        for reason, fact in anomalies:
             if local_day(fact.ts) > period.as_of:
                 continue  # after the snapshot: not taken into account
             name = ANOMALY_REASONS[reason]
@@ -79,7 +88,7 @@ def build_report(
                 f"case {case_id}", name,
                 f"event '{fact.event_id}' fits no clock of its case ({_WHY[reason]})", "",
             ))
-    return Report(period, rows_for(counts_of(engine).items(), period, unit), stats)
+    return Report(period, rows_for(counts, period, unit), stats)
 
 
 _WHY = {INCONSISTENT: "before the clock's start", ORPHAN: "no start"}

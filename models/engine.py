@@ -5,6 +5,12 @@ dirty; `settle` re-evaluates every dirty case once and returns the difference be
 new and the previous contributions (−old, +new), so every counter downstream stays exact
 when events arrive late or out of order. Batching `add`s before a `settle` evaluates a case
 once per batch instead of once per event.
+
+Memory is what bounds the embedded runner (every case of the log stays in memory), so a case
+keeps only what is costly to recompute: its facts and, for cases of two facts or more, its
+clock views. Contributions are not kept: `settle` recomputes a case's previous ones from its
+facts as they were at the last settle (evaluation is a pure function of the facts), which
+costs one more evaluation only for cases that span two settles.
 """
 
 from __future__ import annotations
@@ -13,21 +19,39 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
-from models.clocks import ClockView, Fact, Rules, evaluate
+from models.clocks import ClockView, Fact, Outcome, Rules, evaluate, lone_views
 from models.indicators import INDICATORS
 from models.measures import Key
 
 AT_RISK_DAYS = tuple(i.at_risk_days for i in INDICATORS)
 
 Delta = tuple[Key, int]
+# A case's facts: a lone fact bare (most open clocks), else a sorted tuple
+Facts = Fact | tuple[Fact, ...]
+_FLUSH = 1 << 16  # keys gathered before they are folded into the running difference
 
 
-@dataclass(slots=True)
 class Case:
-    facts: list[Fact] = field(default_factory=list)
-    keys: list[Key] = field(default_factory=list)
-    clocks: list[ClockView] = field(default_factory=list)
-    anomalies: list[tuple[int, Fact]] = field(default_factory=list)
+    """One case: its facts, sorted at each settle, and the clock views they gave then.
+
+    The views of a lone fact are not kept (None): rebuilding them is one small evaluation.
+    """
+
+    __slots__ = ("_clocks", "_facts")
+
+    def __init__(self, fact: Fact) -> None:
+        self._facts: Facts = fact
+        self._clocks: ClockView | tuple[ClockView, ...] | None = None
+
+    @property
+    def facts(self) -> list[Fact]:
+        return _as_list(self._facts)
+
+
+def _as_list(facts: Facts | None) -> list[Fact]:
+    if facts is None:
+        return []
+    return [facts] if isinstance(facts, Fact) else list(facts)
 
 
 def diff(old: Iterable[Key], new: Iterable[Key]) -> list[Delta]:
@@ -44,42 +68,91 @@ class Engine:
     rules: Rules = field(default_factory=Rules)
     allowed_lateness_us: int = 0
     cases: dict[str, Case] = field(default_factory=dict)
-    dirty: set[str] = field(default_factory=set)
     newest_us: int | None = None
     duplicates: int = 0
+    # keep the clock views of settled cases (the worklist and the clocks table read them);
+    # a one-pass report has no use for them, and they are a third of a case's memory
+    keep_clocks: bool = True
+    # cases that fitted no clock somewhere (reason, fact), as of the last settle
+    anomalies: dict[str, list[tuple[int, Fact]]] = field(default_factory=dict, init=False)
+    # dirty cases -> their facts at the last settle (None: the case is new since)
+    _before: dict[str, Facts | None] = field(default_factory=dict, init=False, repr=False)
+
+    @property
+    def dirty(self) -> Iterable[str]:
+        """Ids of the cases with facts added since the last settle."""
+        return self._before.keys()
 
     def add(self, case_id: str, fact: Fact) -> bool:
         """File a fact; False if its id was already seen in the case (the first one stands)."""
         case = self.cases.get(case_id)
         if case is None:
-            case = self.cases[case_id] = Case()
+            self.cases[case_id] = Case(fact)
+            self._before.setdefault(case_id, None)
         else:
+            facts = case._facts
             eid = fact.event_id
-            for f in case.facts:
-                if f.event_id == eid:
+            if isinstance(facts, Fact):
+                if facts.event_id == eid:
                     self.duplicates += 1
                     return False
-        case.facts.append(fact)
-        self.dirty.add(case_id)
+                case._facts = (facts, fact)
+            else:
+                for f in facts:
+                    if f.event_id == eid:
+                        self.duplicates += 1
+                        return False
+                case._facts = (*facts, fact)
+            if case_id not in self._before:
+                self._before[case_id] = facts
         if self.newest_us is None or fact.ts > self.newest_us:
             self.newest_us = fact.ts
         return True
 
     def settle(self) -> list[Delta]:
         """Re-evaluate the dirty cases; the counter deltas since the last settle."""
+        return self._settle(None)
+
+    def settle_clocks(self) -> tuple[list[Delta], list[tuple[str, ClockView]]]:
+        """`settle`, and the clocks of the cases it re-evaluated (what a store writes)."""
+        clocks: list[tuple[str, ClockView]] = []
+        return self._settle(clocks), clocks
+
+    def _settle(self, clocks_out: list[tuple[str, ClockView]] | None) -> list[Delta]:
+        change: Counter[Key] = Counter()
         old: list[Key] = []
         new: list[Key] = []
-        for case_id in self.dirty:
+        rules = self.rules
+        want_views = self.keep_clocks or clocks_out is not None
+        for case_id, before in self._before.items():
             case = self.cases[case_id]
-            case.facts.sort()
-            outcome = evaluate(case.facts, self.rules)
-            old.extend(case.keys)
-            new.extend(outcome.keys)
-            case.keys = outcome.keys
-            case.clocks = outcome.clocks
-            case.anomalies = outcome.anomalies
-        self.dirty.clear()
-        return diff(old, new)
+            if before is not None:  # a case cut in two by a batch boundary: evaluated twice
+                old += _evaluate(before, rules).keys
+            facts = case._facts
+            if isinstance(facts, Fact):
+                outcome = evaluate((facts,), rules, views=clocks_out is not None)
+            else:
+                facts = case._facts = tuple(sorted(facts))
+                outcome = evaluate(facts, rules, views=want_views)
+                if self.keep_clocks:
+                    views = outcome.clocks
+                    case._clocks = views[0] if len(views) == 1 else tuple(views)
+            new += outcome.keys
+            if clocks_out is not None:
+                clocks_out.extend((case_id, v) for v in outcome.clocks)
+            if outcome.anomalies:
+                self.anomalies[case_id] = outcome.anomalies
+            elif before is not None:
+                self.anomalies.pop(case_id, None)
+            if len(new) + len(old) > _FLUSH:  # bounded lists: a whole log may settle at once
+                change.update(new)
+                change.subtract(old)
+                new.clear()
+                old.clear()
+        change.update(new)
+        change.subtract(old)
+        self._before = {}
+        return [(k, n) for k, n in change.items() if n]
 
     def apply(self, case_id: str, fact: Fact) -> list[Delta]:
         """One event in, its deltas out (the streaming path)."""
@@ -92,10 +165,37 @@ class Engine:
             return None
         return self.newest_us - self.allowed_lateness_us
 
+    def settled_facts(self, case_id: str) -> list[Fact]:
+        """The case's facts as of the last settle, sorted."""
+        if case_id in self._before:
+            return _as_list(self._before[case_id])
+        return self.cases[case_id].facts
+
+    def clocks_of(self, case_id: str) -> list[ClockView]:
+        """The case's clocks as of the last settle."""
+        case = self.cases[case_id]
+        if case_id in self._before:  # facts came since: the settled ones are the old ones
+            before = self._before[case_id]
+            if before is None:
+                return []
+            views = None if isinstance(before, Fact) else case._clocks
+        else:
+            before = case._facts
+            views = case._clocks
+        if isinstance(before, Fact):
+            return lone_views(before, self.rules)
+        if views is None:  # not kept: one evaluation rebuilds them
+            return evaluate(before, self.rules).clocks
+        return [views] if isinstance(views, ClockView) else list(views)
+
     def clocks(self) -> Iterator[tuple[str, ClockView]]:
-        for case_id, case in self.cases.items():
-            for clock in case.clocks:
+        for case_id in self.cases:
+            for clock in self.clocks_of(case_id):
                 yield case_id, clock
+
+
+def _evaluate(facts: Facts, rules: Rules) -> Outcome:
+    return evaluate((facts,) if isinstance(facts, Fact) else facts, rules, views=False)
 
 
 def at_risk_counts(clocks: Iterable[ClockView], today: int) -> Counter[tuple[int, str]]:
@@ -110,6 +210,8 @@ def at_risk_counts(clocks: Iterable[ClockView], today: int) -> Counter[tuple[int
 def counts_of(engine: Engine) -> Counter[Key]:
     """All counters from scratch (the sum every stream of deltas must equal)."""
     counts: Counter[Key] = Counter()
-    for case in engine.cases.values():
-        counts.update(case.keys)
+    for case_id in engine.cases:
+        facts = engine.settled_facts(case_id)
+        if facts:
+            counts.update(evaluate(facts, engine.rules).keys)
     return counts

@@ -8,9 +8,10 @@ message naming the field.
 
 from __future__ import annotations
 
+import copy
 import re
 from dataclasses import dataclass
-from typing import Annotated, Literal, NotRequired
+from typing import Annotated, Any, Literal, NotRequired
 
 from pydantic import (
     AfterValidator,
@@ -21,7 +22,7 @@ from pydantic import (
     ValidationError,
     with_config,
 )
-from pydantic_core import PydanticCustomError
+from pydantic_core import PydanticCustomError, SchemaValidator
 from typing_extensions import TypedDict
 
 from models.indicators import INDICATOR_IDS, REGION_UNIT
@@ -30,14 +31,37 @@ from models.indicators import INDICATOR_IDS, REGION_UNIT
 PERSONNUMMER = re.compile(r"(?<!\d)(?:\d{2})?\d{6}[-+]?\d{4}(?!\d)")
 
 
+# A JSON escape (\u0031 is "1", a surrogate pair for digits beyond the BMP) must not hide
+# an identity number from the mask: escaped digits and separators are put back first.
+_ESCAPE = re.compile(r"\\u(d[89ab][0-9a-f]{2})\\u(d[c-f][0-9a-f]{2})|\\u([0-9a-f]{4})", re.I)
+
+
+def _unescape_digit(match: re.Match[str]) -> str:
+    if match[3] is not None:
+        char = chr(int(match[3], 16))
+    else:
+        char = chr(0x10000 + ((int(match[1], 16) - 0xD800) << 10) + int(match[2], 16) - 0xDC00)
+    return char if char.isdecimal() or char in "+-" else match[0]
+
+
+# For masking raw text: an escape may also stand right before the digits ("\u00e5121212-1212"
+# is "å121212-1212"); its last hex digit is no digit of the value, so it is a boundary too.
+_MASK = re.compile(r"(?:(?<!\d)|(?<=\\u[0-9a-fA-F]{4}))(?:\d{2})?\d{6}[-+]?\d{4}(?!\d)")
+
+
 def mask_personnummer(text: str) -> str:
-    """Replace every personnummer-shaped run of digits: such values are never stored."""
-    return PERSONNUMMER.sub("<masked>", text)
+    """Text fit to store: every personnummer-shaped run of digits masked (also one written
+    with JSON escapes), and no NUL, which PostgreSQL text cannot hold."""
+    if "\\u" in text:
+        text = _ESCAPE.sub(_unescape_digit, text)
+    return _MASK.sub("<masked>", text).replace("\x00", "\ufffd")
 
 
 def _not_personnummer(value: str) -> str:
     if PERSONNUMMER.search(value):
         raise PydanticCustomError("personnummer", "looks like a personal identity number")
+    if "\x00" in value:  # these values are stored, and PostgreSQL text cannot hold NUL
+        raise PydanticCustomError("nul", "contains a NUL character")
     return value
 
 
@@ -209,6 +233,115 @@ TYPE_RANK: dict[str, int] = {t: n for n, t in enumerate(EVENT_TYPES)}
 
 _ADAPTER: TypeAdapter[Event] = TypeAdapter(Annotated[Event, Field(discriminator="type")])
 
+# The fast path. Most of the time of validating a valid line went to the Python validators
+# of the id fields, called back from pydantic's core one by one. `_LEAN` is the same schema
+# without them: the personnummer / NUL check becomes a pattern the core matches (`_SAFE_ID`),
+# and `_clean` does the blank and reserved checks on what it returns. A line either of them
+# refuses is validated again by `_ADAPTER`, so every rejection (and which of several errors
+# is reported) is exactly what `_ADAPTER` says.
+#
+# `_SAFE_ID` matches only strings `_not_personnummer` lets through: no NUL, no run of ten or
+# more digits, and no run of six or more followed by - or + and a digit (every PERSONNUMMER
+# match has one of those). It is stricter than needed (an id with an 11-digit serial takes
+# the full path), never looser. Rust's `\d`, like Python's, is any Unicode decimal digit.
+_SAFE_ID = (
+    r"^[^\d\x00]*(?:\d{1,5}[^\d\x00]+|\d{6,9}(?:[^\d\x00+\-][^\d\x00]*|[+\-](?:[^\d\x00]+|$)))*"
+    r"(?:\d{1,9})?$"
+)
+_ID_CHECKS = frozenset({_not_blank, _not_personnummer})
+_UNIT_CHECKS = frozenset({_not_blank, _not_reserved, _not_personnummer})
+_Checks = dict[tuple[str | None, tuple[str, ...] | None], frozenset[object]]
+
+
+def _checks_clean_covers() -> _Checks:
+    """Per event type and field path: the validators that `_clean` stands in for."""
+    out: _Checks = {}
+    for tag in EVENT_TYPES:
+        out[(tag, ("event_id",))] = _ID_CHECKS
+        out[(tag, ("case_id",))] = _ID_CHECKS
+        out[(tag, ("unit_id",))] = _UNIT_CHECKS
+        out[(tag, ("patient_ref",))] = frozenset({_not_personnummer})
+    out[("case.transferred", ("attributes", "to_unit_id"))] = _UNIT_CHECKS
+    return out
+
+
+def _strip(
+    schema: Any, found: dict[tuple[str | None, tuple[str, ...] | None], set[object]],
+    tag: str | None = None, path: tuple[str, ...] | None = (),
+) -> None:
+    """Remove this module's after-validators from a core schema (in place), noting each
+    one's event type and field path (None where a shared definition hides them)."""
+    if isinstance(schema, list):
+        for item in schema:
+            _strip(item, found, tag, path)
+        return
+    if not isinstance(schema, dict):
+        return
+    stripped = found.setdefault((tag, path), set())
+    while schema.get("type") == "function-after" and getattr(
+        schema["function"].get("function"), "__module__", None
+    ) == __name__:
+        stripped.add(schema["function"]["function"])
+        inner = schema["schema"]
+        schema.clear()
+        schema.update(inner)
+    if not stripped:
+        del found[(tag, path)]
+    elif _not_personnummer in stripped and schema.get("type") == "str":
+        schema["pattern"] = _SAFE_ID
+    kind = schema.get("type")
+    if kind == "tagged-union":
+        for choice_tag, choice in schema["choices"].items():
+            _strip(choice, found, str(choice_tag), ())
+    elif kind == "typed-dict":
+        for name, fld in schema["fields"].items():
+            _strip(fld["schema"], found, tag, None if path is None else (*path, name))
+    elif kind == "definitions":
+        _strip(schema["schema"], found, tag, path)
+        _strip(schema["definitions"], found, None, None)
+    else:
+        for key, value in schema.items():
+            if key not in ("metadata", "serialization", "function", "ref"):
+                _strip(value, found, tag, path)
+
+
+def _lean_validator() -> SchemaValidator | None:
+    """`_ADAPTER` without this module's validators, if `_clean` covers exactly those."""
+    schema = copy.deepcopy(_ADAPTER.core_schema)
+    found: dict[tuple[str | None, tuple[str, ...] | None], set[object]] = {}
+    _strip(schema, found)
+    if {k: frozenset(v) for k, v in found.items()} != _checks_clean_covers():
+        return None  # the schema changed: every line takes the full path until _clean follows
+    return SchemaValidator(schema)
+
+
+def _clean(event: Any) -> bool:
+    """True if the id fields pass the checks `_LEAN` leaves out (see `_checks_clean_covers`):
+    not blank (all whitespace; min_length is checked already) and not the reserved unit."""
+    if (event["event_id"].isspace() or event["case_id"].isspace()
+            or event["unit_id"].isspace() or event["unit_id"] == REGION_UNIT):
+        return False
+    if event["type"] == "case.transferred":
+        to_unit = event["attributes"]["to_unit_id"]
+        return not (to_unit.isspace() or to_unit == REGION_UNIT)
+    return True
+
+
+_LEAN = _lean_validator()
+
+
+def _validate(raw: bytes | str) -> Event:
+    if _LEAN is not None:
+        try:
+            event: Event = _LEAN.validate_json(raw)
+        except ValueError:  # ValidationError and decoding errors: the full path says which
+            pass
+        else:
+            if _clean(event):
+                return event
+    return _ADAPTER.validate_json(raw)
+
+
 # pydantic error type -> our stable reason code
 _REASONS: dict[str, str] = {
     "json_invalid": "invalid_json",
@@ -227,10 +360,14 @@ _REASONS: dict[str, str] = {
     "datetime_type": "invalid_timestamp",
     "datetime_object_invalid": "invalid_timestamp",
     "personnummer": "personnummer",
+    "nul": "invalid_value",
     "reserved": "reserved_unit",
     "literal_error": "invalid_value",
     "string_type": "wrong_type",
 }
+# Event times outside these years are data errors; near year 1 or 9999 the local dates and
+# deadlines derived from them would overflow `date`.
+MIN_YEAR, MAX_YEAR = 1970, 2199
 # Reasons for valid events that do not fit their case (SPEC §2), and for repeated ids.
 INCONSISTENT = "inconsistent"
 ORPHAN = "orphan"
@@ -270,11 +407,15 @@ def _rejection(exc: ValidationError) -> Rejection:
 def parse_event(raw: bytes | str) -> Event | Rejection:
     """Validate one line. Returns the event (occurred_at as an aware datetime) or why not."""
     try:
-        event = _ADAPTER.validate_json(raw)
+        event = _validate(raw)
     except ValidationError as exc:
         return _rejection(exc)
     except (UnicodeDecodeError, ValueError) as exc:
         return Rejection("invalid_encoding", f"not valid UTF-8 JSON: {exc}"[:200])
+    if not MIN_YEAR <= event["occurred_at"].year <= MAX_YEAR:
+        return Rejection(
+            "invalid_timestamp", f"field 'occurred_at': year outside {MIN_YEAR}..{MAX_YEAR}"
+        )
     if event["type"] == "decision.made":
         attrs = event["attributes"]
         if attrs["pathway"] == "specialist" and attrs["kind"] == "investigation":

@@ -74,7 +74,7 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
         try:
             report = build_report(
                 args.files, period, unit=args.unit, rules=settings.rules(), dead=dead,
-                progress=tick,
+                progress=tick, phase=tick.phase,
             )
         except LogError as exc:
             raise UsageError(str(exc)) from None

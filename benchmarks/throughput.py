@@ -1,0 +1,90 @@
+"""Throughput over the generated year: the json.loads yardstick, `report`, embedded `replay`.
+
+Each runs in its own child process (see benchmarks.child); the timed span is the work on
+the log only, imports and store set-up excluded.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import statistics
+import time
+from datetime import date
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from benchmarks.suite import Context, Figure, StepResult
+
+if TYPE_CHECKING:  # the yardstick's process imports nothing of the project
+    from consumers.replay import Pipeline
+
+
+def _throughput(events: int, seconds: float, extra: list[Figure] | None = None) -> StepResult:
+    return StepResult(
+        [Figure("events", events, "events"), Figure("seconds", seconds, "s"),
+         Figure("events/s", events / seconds, "events/s"), *(extra or [])],
+        {"events": events, "seconds": seconds},
+    )
+
+
+def json_pass(ctx: Context) -> StepResult:
+    """Decompress and json.loads every line: what any consumer of the file pays at least."""
+    started = time.perf_counter()
+    n = 0
+    with gzip.open(ctx.log, "rb") as fh:
+        for line in fh:
+            json.loads(line)
+            n += 1
+    return _throughput(n, time.perf_counter() - started)
+
+
+def report(ctx: Context) -> StepResult:
+    """What `vardgaranti report LOG --as-of <year>-12-31` computes (the month to date)."""
+    from consumers.report import build_report
+    from models.measures import Period
+
+    as_of = date(ctx.year, 12, 31)
+    started = time.perf_counter()
+    result = build_report([ctx.log_path], Period.of(as_of.replace(day=1), as_of, as_of))
+    seconds = time.perf_counter() - started
+    return _throughput(result.stats.lines, seconds)
+
+
+def replay(ctx: Context) -> StepResult:
+    """`vardgaranti replay LOG` into a fresh SQLite store; then /metrics as the demo serves it."""
+    from consumers.replay import Pipeline
+    from consumers.replay import replay as run_replay
+    from consumers.store import Store
+    from models.clocks import Rules
+
+    db = Path(ctx.work) / "replay.db"
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{db}{suffix}").unlink(missing_ok=True)
+    store = Store(f"sqlite:///{db}")
+    started = time.perf_counter()
+    pipeline = Pipeline.restore(store, Rules())
+    stats = run_replay([ctx.log_path], store, pipeline)
+    seconds = time.perf_counter() - started
+    renders = _metrics_of(pipeline)
+    return _throughput(stats.lines, seconds, [
+        Figure("cases in memory", len(pipeline.engine.cases), "cases"),
+        Figure("/metrics of this pipeline, p50", statistics.median(renders), "ms",
+               "< 100 ms", statistics.median(renders) < 100),
+    ])
+
+
+def _metrics_of(pipeline: Pipeline) -> list[float]:
+    """Render times (ms) of the demo server's /metrics over the replayed pipeline."""
+    from prometheus_client import generate_latest
+
+    from vardgaranti.serve import pipeline_snapshot
+    from web.metrics import registry_for
+
+    registry = registry_for(lambda: pipeline_snapshot(pipeline))
+    times = []
+    for _ in range(3):
+        started = time.perf_counter()
+        generate_latest(registry)
+        times.append((time.perf_counter() - started) * 1000)
+    return times
