@@ -33,5 +33,53 @@ check: lint types test
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks $(BENCH_ARGS)
 
+## bench-STEP: one part (json report replay duckdb memory query api metrics), e.g. bench-duckdb
+bench-%: $(STAMP)
+	$(BIN)/python -m benchmarks $* $(BENCH_ARGS)
+
+## soak: 10 minutes at 5x the peak inflow through a worker and a sink, lag and RSS every 30 s
+soak: $(STAMP)
+	$(BIN)/python -m benchmarks.soak $(SOAK_ARGS)
+
+## fuzz: coverage-guided fuzzing of the line parser with atheris (FUZZ_SECONDS, default 60)
+FUZZ_SECONDS ?= 60
+fuzz: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[fuzz]'
+	$(BIN)/python fuzz/fuzz_parse_event.py -max_total_time=$(FUZZ_SECONDS) $(FUZZ_ARGS)
+
+## audit: known vulnerabilities of the installed dependencies (pip-audit; needs the network)
+audit: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[audit]'
+	@mkdir -p .cache && rm -f .cache/audit.json
+	@$(BIN)/pip-audit --local --skip-editable --progress-spinner off --desc off \
+		--format json --output .cache/audit.json $(AUDIT_ARGS) 2>.cache/audit.err; \
+	$(BIN)/python -c "$$AUDIT_SUMMARY"
+
+# Reads pip-audit's JSON: one line per vulnerability, then a summary; exit 2 when nothing
+# could be looked up (the vulnerability service is out of reach), 1 when any is found.
+define AUDIT_SUMMARY
+import json, pathlib, sys
+out, err = pathlib.Path(".cache/audit.json"), pathlib.Path(".cache/audit.err").read_text()
+why = (err.strip().splitlines() or ["no output"])[-1][:200]
+def unreachable(detail):
+    print(f"audit: the vulnerability service cannot be reached from this machine: {detail}")
+    sys.exit(2)
+if not out.exists() or not out.read_text().strip():
+    unreachable(why)
+deps = json.loads(out.read_text())["dependencies"]
+audited = [d for d in deps if "skip_reason" not in d]
+if not audited:
+    unreachable(f"none of the {len(deps)} installed dependencies could be looked up")
+found = [(d, v) for d in audited for v in d["vulns"]]
+for d, v in found:
+    fix = ", ".join(v.get("fix_versions") or []) or "no fixed version yet"
+    print(f"{d['name']} {d['version']}: {v['id']} (fixed in {fix})")
+skipped = len(deps) - len(audited)
+print(f"audit: {len(audited)} dependencies audited, known vulnerabilities: {len(found)}"
+      + (f"; {skipped} could not be looked up" if skipped else ""))
+sys.exit(1 if found else 0)
+endef
+export AUDIT_SUMMARY
+
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .cache

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hmac
+import logging
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
@@ -18,7 +20,7 @@ from models.measures import Period
 from tests.consumers.test_store_replay import synthetic, write_log
 from vardgaranti.serve import pipeline_snapshot
 from web.api import create_app
-from web.metrics import registry_for
+from web.metrics import MetricsSnapshot, registry_for
 
 TOKEN = "s3cret-token"
 
@@ -128,3 +130,82 @@ def test_metrics_numbers_match_report(world: tuple[TestClient, Path]) -> None:
     assert samples[("vardgaranti_events_rejected_total", (("reason", "invalid_json"),))] == 1
     assert samples[("vardgaranti_target_ratio", (("indicator", "besok_90"),))] == 0.95
     assert not any("case" in name or "patient" in str(labels) for name, labels in samples)
+
+
+# ------------------------------------------------------------------ access (issue 7)
+
+REFUSED_HEADERS: list[dict[str, str | bytes]] = [
+    {},
+    {"Authorization": "Bearer nope"},
+    {"Authorization": "Bearer "},
+    {"Authorization": f"Basic {TOKEN}"},  # the right secret, the wrong scheme
+    {"Authorization": f"Bearer {TOKEN[:-1]}"},  # a prefix of the token
+    {"Authorization": f"Bearer {TOKEN}x"},  # the token and more
+    {"Authorization": f"Bearer {TOKEN.upper()}"},
+    {"Authorization": "Bearer å-token".encode()},  # not ASCII: still a clean 401
+]
+
+
+@pytest.mark.parametrize("path", ["/api/v1/aggregates", "/api/v1/at-risk"])
+def test_every_api_route_refuses_a_missing_or_wrong_token(
+    world: tuple[TestClient, Path], path: str
+) -> None:
+    client, _ = world
+    for headers in REFUSED_HEADERS:
+        response = client.get(path, headers=headers)
+        assert response.status_code == 401, headers
+        assert response.headers["www-authenticate"] == "Bearer"
+        assert TOKEN not in response.text
+    # a token in the query string is no credential
+    assert client.get(path, params={"token": TOKEN}).status_code == 401
+    assert client.get(path, headers=AUTH).status_code == 200
+
+
+def test_refusals_are_logged_at_warning_without_the_token(
+    world: tuple[TestClient, Path], caplog: pytest.LogCaptureFixture
+) -> None:
+    client, _ = world
+    wrong = f"guess-{TOKEN}"  # holds the real token: neither may be logged
+    with caplog.at_level(logging.DEBUG):
+        client.get("/api/v1/at-risk", headers={"Authorization": f"Bearer {wrong}"})
+        client.get("/api/v1/aggregates")
+        client.get("/api/v1/aggregates", headers=AUTH)  # accepted: no refusal
+    refusals = [r for r in caplog.records if "refused" in r.getMessage()]
+    assert [(r.name, r.levelno) for r in refusals] == [("vardgaranti.api", logging.WARNING)] * 2
+    assert "GET /api/v1/at-risk" in refusals[0].getMessage()
+    assert "GET /api/v1/aggregates" in refusals[1].getMessage()
+    for record in caplog.records:
+        assert TOKEN not in record.getMessage() and TOKEN not in repr(record.args)
+    assert TOKEN not in caplog.text
+
+
+def test_token_is_compared_in_constant_time(
+    world: tuple[TestClient, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client, _ = world
+    real = hmac.compare_digest
+    calls: list[bool] = []
+
+    def spy(a: bytes, b: bytes) -> bool:
+        calls.append(real(a, b))
+        return calls[-1]
+
+    monkeypatch.setattr(hmac, "compare_digest", spy)
+    assert client.get("/api/v1/at-risk", headers={"Authorization": "Bearer x"}).status_code == 401
+    assert client.get("/api/v1/at-risk", headers=AUTH).status_code == 200
+    assert calls == [False, True]
+
+
+def test_metrics_and_health_are_open_and_without_a_token_configured_so_is_the_api(
+    tmp_path: Path,
+) -> None:
+    store = Store(f"sqlite:///{tmp_path / 'open.db'}")
+    app = create_app(store, registry_for(lambda: MetricsSnapshot(counts=[], watermark_us=None)),
+                     lambda: None, None)
+    client = TestClient(app)
+    for path in ("/metrics", "/healthz", "/readyz"):
+        assert client.get(path).status_code == 200, path
+    response = client.get("/api/v1/aggregates", params={"from": "2024-01-01", "to": "2024-01-31"})
+    assert response.status_code == 200
+    assert response.json()["rows"] == []
+    store.engine.dispose()
