@@ -8,9 +8,10 @@ loop so that it reads the agents' state without locks.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from typing import Any
 
 import uvicorn
@@ -45,12 +46,12 @@ def wire(monitor: Monitor) -> Worker:
     @app.agent(monitor.events, name="clocks")
     async def clocks(stream: Any) -> None:
         async for batch in stream.take_events(BATCH, within=WITHIN):
-            await worker.on_events(batch)
+            await _whole(worker.on_events(batch))
 
     @app.agent(monitor.deltas, name="counters")
     async def counters(stream: Any) -> None:
         async for batch in stream.take_events(BATCH, within=WITHIN):
-            await worker.on_deltas(batch)
+            await _whole(worker.on_deltas(batch))
 
     app.timer(interval=TICK)(worker.tick)
 
@@ -65,6 +66,21 @@ def wire(monitor: Monitor) -> Worker:
 
     app.task(serve)
     return worker
+
+
+async def _whole(step: Coroutine[Any, Any, None]) -> None:
+    """Finish a batch even when the worker is stopped in the middle of it.
+
+    Faust acknowledges a batch's events when its `take_events` generator is closed, also
+    when the agent was cancelled half-way; the offsets committed at shutdown would then
+    skip events whose deltas were never sent. A stop therefore waits for the batch.
+    """
+    task = asyncio.ensure_future(step)
+    try:
+        await asyncio.shield(task)
+    except asyncio.CancelledError:
+        await task
+        raise
 
 
 def run(settings: Settings, loglevel: str = "info", **overrides: Any) -> int:

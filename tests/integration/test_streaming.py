@@ -176,18 +176,17 @@ def test_breach_notices_once_each_also_across_a_restart(
     ids = Counter(n["notice_id"] for n in notices)
     assert notices, "a year of events breaches some clocks"
     assert [i for i, n in ids.items() if n > 1] == []
-    # each notice is about a clock the core counts as breached: over its limit
+    # each notice is about a stored clock that was open past its deadline when the notice
+    # went out; a late event may still fulfil it in time, or move its deadline on
     store = Store(stack.db_url)
     try:
         with store.engine.connect() as conn:
             rows = conn.exec_driver_sql(
-                "SELECT case_id, indicator, state, within, deadline FROM clocks").all()
+                "SELECT case_id, indicator, deadline FROM clocks").all()
             stored_notices = conn.exec_driver_sql("SELECT count(*) FROM notices").scalar()
     finally:
         store.engine.dispose()
-    clocks = {(r[0], r[1]): r for r in rows}
+    deadlines = {(r[0], r[1]): str(r[2]) for r in rows}
     for n in notices:
-        _, _, state, within, deadline = clocks[(n["case_id"], n["indicator"])]
-        assert n["days_left"] < 0 and n["deadline"] == str(deadline)
-        assert state == "open" or within in (0, False) or state in ("cancelled", "excluded"), n
+        assert n["days_left"] < 0 and n["deadline"] <= deadlines[(n["case_id"], n["indicator"])]
     assert stored_notices >= len(ids)
