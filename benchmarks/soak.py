@@ -11,6 +11,9 @@ The peak inflow comes from the generator at scale 1 (DOMAIN.md §6 volumes, gene
 hour-of-day, weekday and month profiles): the busiest hour of a generated 2024 holds 2,599
 events (Monday 15 January, 09:00-10:00), 0.72 events/s; `--peak-from LOG` counts it again
 from any log.
+
+Exit status: 0; 3 when the memory did not level off; 1 when a process failed; 2 for bad
+options.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from benchmarks.streaming import (
     broker,
     log_file,
     rss_mb,
+    stop_on_sigterm,
     total,
 )
 
@@ -49,6 +53,7 @@ EVENTS_PER_YEAR = 3_720_000  # lines of that log: what scale 1 holds
 SCALES = (0.002, 0.005, 0.01, 0.03, 0.1, 0.3, 1.0)  # logs generated on demand, cached
 WARM_UP_S = 60.0  # samples before this are left out of the slope (imports, first caches)
 MAX_SLOPE_MB_PER_MIN = 0.5  # at most 30 MB an hour: "levelled off"
+MIN_SAMPLES = 3  # after the warm-up, for a slope worth judging
 
 _HOUR = re.compile(rb'"occurred_at":"(\d{4}-\d\d-\d\dT\d\d)[^"]*"')
 
@@ -157,15 +162,25 @@ class Soak:
             "worker_rss_slope_mb_per_min": worker_slope, "sink_rss_slope_mb_per_min": sink_slope,
             # per event sent: what the worker keeps for each (its cases table grows by design)
             "worker_kb_per_event": worker_slope * 1024 / (60 * self.rate),
-            "levelled_off": float(max(worker_slope, sink_slope) <= MAX_SLOPE_MB_PER_MIN),
+            # 1 yes, 0 no, -1 too few samples after the first minute to tell
+            "levelled_off": (float(max(worker_slope, sink_slope) <= MAX_SLOPE_MB_PER_MIN)
+                             if len(self.after_warm_up()) >= MIN_SAMPLES else -1.0),
         }
+
+
+def scrape(scraper: Scraper, tries: int = 5) -> dict[str, float]:
+    for _ in range(tries):
+        if series := scraper.scrape():
+            return series
+        time.sleep(1.0)
+    raise BenchError(f"the worker's /metrics did not answer {tries} times in a row")
 
 
 def soak(stack: BenchStack, path: Path, rate: float, duration_s: float, every_s: float,
          console: Console) -> Soak:
     stack.create_topics()
-    sink = stack.sink()
     worker = stack.worker(wait=True)
+    sink = stack.sink()  # after the worker made its changelogs (see streaming.backlog)
     scraper = Scraper(worker.port)
     replayer = Replayer(stack, path, rate)
     result = Soak(rate, duration_s)
@@ -186,7 +201,7 @@ def soak(stack: BenchStack, path: Path, rate: float, duration_s: float, every_s:
                                          f"{stack.logs()}")
             if replayer.first_error is not None:
                 raise BenchError(f"publishing failed: {replayer.first_error}")
-            series = scraper.scrape()
+            series = scrape(scraper)
             sample = Sample(time.monotonic() - started, replayer.sent, accounted(series),
                             total(series, LAG), rss_mb(worker.process.pid),
                             rss_mb(sink.process.pid))
@@ -209,7 +224,7 @@ def soak(stack: BenchStack, path: Path, rate: float, duration_s: float, every_s:
 
 
 def table(r: dict[str, float], path: Path) -> Table:
-    t = Table(title=f"soak ({path.name}, {r['rate_events_per_s']:g} events/s for "
+    t = Table(title=f"soak ({path.name}, {r['rate_events_per_s']:.3g} events/s for "
                     f"{r['seconds']:.0f} s)", title_justify="left")
     t.add_column("figure")
     t.add_column("value", justify="right")
@@ -224,7 +239,7 @@ def table(r: dict[str, float], path: Path) -> Table:
         ("sink RSS slope after the first minute, MB/min",
          f"{r['sink_rss_slope_mb_per_min']:+.2f}"),
         (f"memory levelled off (both slopes ≤ {MAX_SLOPE_MB_PER_MIN} MB/min)",
-         "yes" if r["levelled_off"] else "NO"),
+         {1.0: "yes", 0.0: "NO"}.get(r["levelled_off"], "too short to tell")),
     ):
         t.add_row(name, value)
     return t
@@ -267,6 +282,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="count the peak hour in this log instead of the built-in figure")
     parser.add_argument("--json", type=Path, metavar="FILE", help="write the figures here")
     args = parser.parse_args(argv)
+    stop_on_sigterm()
     for name in ("duration", "rate", "every"):
         value = getattr(args, name)
         if value is not None and not value > 0:
@@ -283,7 +299,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     if args.json is not None:
         args.json.write_text(json.dumps(figures, indent=2))
-    return 0 if figures["levelled_off"] else 3
+    return 3 if figures["levelled_off"] == 0.0 else 0
 
 
 if __name__ == "__main__":

@@ -8,14 +8,14 @@ mock broker started for the run or on the Kafka named by VARDGARANTI_BENCH_KAFKA
    `vardgaranti worker` is started and timed from ready until its /metrics account for every
    line (processed + rejected + duplicates = lines) with no consumer lag on the events or
    deltas topics: events/s through the worker.
-2. the same with a sink running: timed until the sink has committed every record of the
-   changelogs, dead letters and notices (its offsets are committed after the write):
-   events/s replay → worker → store.
-3. latency: with the worker of (1) caught up, probe events (new same-day contact requests,
-   later than everything else) are sent one at a time at a steady rate; for each, the time
-   from the producer's acknowledgement until /metrics shows it processed, and until the
-   aggregate it moves (`vardgaranti_waiting`, which has gone through the deltas topic and
-   the counters) shows it.
+2. latency: with that worker caught up, probe events (new same-day contact requests, later
+   than everything else) are sent one at a time at a steady rate; for each, the time from
+   the producer's acknowledgement until /metrics shows it processed, and until the
+   aggregate it moves (`vardgaranti_waiting`, after the deltas topic and the counters) does.
+3. the backlog again with a sink: timed until the sink has committed every record of the
+   changelogs, dead letters and notices (it commits after writing): events/s into the store.
+4. with --profile, the backlog once more under `py-spy record --idle`, summarised by where
+   the worker's time goes (Faust, the Kafka client, the core, JSON, /metrics…).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ import http.client
 import json
 import os
 import platform
+import signal
 import statistics
 import subprocess
 import sys
@@ -38,6 +39,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from types import FrameType
 from zoneinfo import ZoneInfo
 
 import orjson
@@ -172,15 +174,20 @@ class Scraper:
 
     def scrape(self) -> dict[str, float]:
         """{series: value}; empty when the process does not answer."""
-        started = time.perf_counter()
-        try:
-            if self.conn is None:
-                self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
-            self.conn.request("GET", "/metrics")
-            response = self.conn.getresponse()
-            body = response.read()
-        except (OSError, http.client.HTTPException):
-            self.close()
+        # a kept-alive connection the server has since closed (uvicorn: after 5 s) fails
+        # once: then a fresh one is tried
+        for _ in range(2):
+            started = time.perf_counter()
+            try:
+                if self.conn is None:
+                    self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+                self.conn.request("GET", "/metrics")
+                response = self.conn.getresponse()
+                body = response.read()
+                break
+            except (OSError, http.client.HTTPException):
+                self.close()
+        else:
             return {}
         self.last_s = time.perf_counter() - started
         if response.status != 200:
@@ -688,6 +695,14 @@ def table(r: dict[str, float], path: Path, mock: bool) -> Table:
     return t
 
 
+def stop_on_sigterm() -> None:
+    """SIGTERM unwinds like Ctrl-C, so the worker, sink and broker started are stopped too."""
+    def stop(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.streaming",
@@ -706,11 +721,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--profile-seconds", type=float, default=20.0)
     parser.add_argument("--json", type=Path, metavar="FILE", help="write the figures here")
     args = parser.parse_args(argv)
+    stop_on_sigterm()
     for name in ("scale", "rate", "seconds", "profile_seconds"):
         if not getattr(args, name) > 0:
             parser.error(f"--{name.replace('_', '-')}: must be above 0")
     if args.partitions < 1:
         parser.error("--partitions: must be at least 1")
+    if not 1971 <= args.year <= 2199:
+        parser.error("--year: must be between 1971 and 2199")
     if args.profile is not None and not PY_SPY.exists():
         parser.error("--profile: py-spy is not installed in this environment")
     try:

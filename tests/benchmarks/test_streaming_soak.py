@@ -101,6 +101,8 @@ def test_soak_slope_leaves_out_the_first_minute_and_judges_levelling_off() -> No
     assert growing["worker_rss_slope_mb_per_min"] == pytest.approx(2.0)
     assert growing["worker_kb_per_event"] == pytest.approx(2.0 * 1024 / 240)
     assert growing["levelled_off"] == 0.0
+    # two samples after the first minute: too few to judge
+    assert soak([100, 150, 150, 190]).figures()["levelled_off"] == -1.0
 
 
 def test_peak_hour_of_a_log(tmp_path: Path) -> None:
