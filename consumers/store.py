@@ -8,7 +8,6 @@ replay therefore leaves a consistent store, and running it again completes it.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
@@ -36,6 +35,7 @@ from models.clocks import ClockView, Fact
 from models.indicators import INDICATORS, ORDER
 from models.measures import MEASURE_NAMES, Key, Period, Row
 from models.tables import OPEN_END, ClockRow, DailyCount, DeadLetterRow, EventRow
+from models.worklist import AtRisk
 
 EVENTS = EventRow.__table__  # type: ignore[attr-defined]
 CLOCKS = ClockRow.__table__  # type: ignore[attr-defined]
@@ -45,17 +45,6 @@ DEAD = DeadLetterRow.__table__  # type: ignore[attr-defined]
 
 class StoreError(Exception):
     """The store cannot be reached or written: one line, for the user."""
-
-
-@dataclass(frozen=True, slots=True)
-class AtRisk:
-    case_id: str
-    indicator: str
-    unit_id: str
-    started_at: str
-    deadline: str
-    days_left: int
-    patient_ref: str | None
 
 
 def _counter_row(key: Key, count: int) -> dict[str, Any]:

@@ -189,9 +189,18 @@ class Engine:
         return [views] if isinstance(views, ClockView) else list(views)
 
     def clocks(self) -> Iterator[tuple[str, ClockView]]:
-        for case_id in self.cases:
-            for clock in self.clocks_of(case_id):
-                yield case_id, clock
+        """Every clock as of the last settle (what the worklist is drawn from)."""
+        before = self._before
+        for case_id, case in self.cases.items():
+            views = case._clocks
+            if case_id in before or views is None:  # not at hand: rebuilt (lone facts …)
+                for view in self.clocks_of(case_id):
+                    yield case_id, view
+            elif isinstance(views, ClockView):
+                yield case_id, views
+            else:
+                for view in views:
+                    yield case_id, view
 
 
 def _evaluate(facts: Facts, rules: Rules) -> Outcome:
