@@ -46,6 +46,7 @@ import orjson
 from rich.console import Console
 from rich.table import Table
 
+from benchmarks.suite import Context, Figure, StepResult
 from tests.support.kafka import MOCK_HEARTBEAT_INTERVAL_MS, MOCK_SESSION_TIMEOUT_MS
 from tests.support.streaming import Proc, Stack
 
@@ -601,6 +602,8 @@ def profile_tables(raw: Path, top: int = 12) -> list[Table]:
 # ---------------------------------------------------------------- the whole run
 
 
+STEP_SCALE = 0.005  # ~18 k lines: a few minutes through one worker on the test broker
+
 def run(scale: float = 0.03, year: int = 2024, partitions: int = 6, *, with_sink: bool = True,
         rate: float = 20.0, seconds: float = 15.0, poll_s: float = 0.01,
         profile: Path | None = None, profile_s: float = 20.0,
@@ -745,3 +748,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
+
+def step(ctx: Context) -> StepResult:
+    """`make bench`'s streaming step: a small backlog (the worker runs at hundreds of events/s
+    on the test broker, so not the whole year) and the probe latency; no sink pass."""
+    figures = run(scale=STEP_SCALE, year=ctx.year, with_sink=False, seconds=10.0)
+    p99 = figures["metric_p99_s"]
+    return StepResult([
+        Figure("one worker, backlog", figures["worker_events_per_s"], "events/s", "≥ 10 000",
+               figures["worker_events_per_s"] >= 10_000),
+        Figure("event -> metric p99", p99, "s", "< 2 s", p99 < 2.0),
+        Figure("publish (replay --to-kafka)", figures["publish_events_per_s"], "events/s"),
+    ], data=figures)

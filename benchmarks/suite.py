@@ -85,8 +85,8 @@ STEPS: list[Step] = [
          uses_log=False),
     Step("metrics", "benchmarks.latency:metrics", "/metrics render over a year of counters",
          uses_log=False),
-    # ---- streaming (benchmarks/streaming.py, run(ctx) -> StepResult), added by one line:
-    # Step("streaming", "benchmarks.streaming:run", "events/s and event-to-metric latency"),
+    Step("streaming", "benchmarks.streaming:step",
+         "one worker on the test broker: events/s and event-to-metric latency", uses_log=False),
 ]
 BY_NAME = {s.name: s for s in STEPS}
 

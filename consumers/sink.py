@@ -140,6 +140,8 @@ class Sink:
         consumer = KafkaConsumer(
             group_id=self.settings.sink_group, enable_auto_commit=False,
             auto_offset_reset="earliest", max_poll_records=5000,
+            # subscribed by pattern: notice the worker's changelogs soon after they appear
+            metadata_max_age_ms=10_000,
             session_timeout_ms=int(self.settings.kafka_session_timeout * 1000),
             heartbeat_interval_ms=int(self.settings.kafka_heartbeat_interval * 1000),
             **client_kwargs(self.settings, client_id="vardgaranti-sink"),

@@ -88,6 +88,9 @@ def run(settings: Settings, loglevel: str = "info", **overrides: Any) -> int:
     monitor = build(settings, **overrides)
     wire(monitor)
     worker = FaustWorker(monitor.app, loglevel=loglevel, quiet=True)
+    # Faust's terminal spinner sets the root logger to DEBUG below `info`: records for
+    # every library message cost a tenth of the worker's time
+    worker.spinner = None
     try:
         worker.execute_from_commandline()
     except SystemExit as stop:
