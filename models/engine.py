@@ -71,7 +71,7 @@ class Engine:
     newest_us: int | None = None
     duplicates: int = 0
     # keep the clock views of settled cases (the worklist and the clocks table read them);
-    # a one-pass report has no use for them, and they are a third of a case's memory
+    # a one-pass report has no use for them, and they cost memory per case
     keep_clocks: bool = True
     # cases that fitted no clock somewhere (reason, fact), as of the last settle
     anomalies: dict[str, list[tuple[int, Fact]]] = field(default_factory=dict, init=False)
