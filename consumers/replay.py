@@ -17,11 +17,12 @@ from pathlib import Path
 from consumers.deadletter import DeadLetter
 from consumers.logs import read_lines
 from consumers.store import Store
+from models import measures
 from models.calendar import local_day
 from models.clocks import ClockView, Fact, Rules, to_fact
 from models.engine import Engine
-from models.events import DUPLICATE, Rejection, parse_event
-from models.measures import ANOMALY_REASONS, Key
+from models.events import Rejection, parse_event
+from models.measures import Key
 
 BATCH = 50_000  # lines per transaction; larger batches cut cases evaluated twice
 
@@ -44,12 +45,7 @@ class Pipeline:
     @property
     def ignored(self) -> dict[str, int]:
         """Valid events that changed no clock: repeated ids, and those fitting no clock."""
-        out = dict.fromkeys(ANOMALY_REASONS.values(), 0)
-        out[DUPLICATE] = self.engine.duplicates
-        for key, n in self.counts.items():
-            if key[0] in ANOMALY_REASONS:
-                out[ANOMALY_REASONS[key[0]]] += n
-        return out
+        return measures.ignored(self.counts.items(), self.engine.duplicates)
 
     @classmethod
     def restore(cls, store: Store, rules: Rules, lateness_us: int = 0) -> Pipeline:

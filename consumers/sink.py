@@ -31,8 +31,6 @@ from prometheus_client import (
     Gauge,
     generate_latest,
 )
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import SQLAlchemyError
 
 from consumers.kafka_config import client_kwargs
 from consumers.store import Store, StoreError
@@ -42,11 +40,9 @@ from models.countergroup import CounterGroup
 from models.deadletter import DeadLetter
 from models.measures import Key
 from models.settings import Settings
-from models.tables import NoticeRow
 
 log = logging.getLogger("vardgaranti.sink")
 
-NOTICES = NoticeRow.__table__  # type: ignore[attr-defined]
 MAX_BACKOFF_S = 30.0
 BROKER_MAX_BACKOFF_S = 5.0  # the client reconnects on its own; this only paces the log
 
@@ -201,7 +197,7 @@ class Sink:
             try:
                 facts, clocks = batch.case_rows()
                 self.store.write_batch(facts, clocks, batch.counters(), batch.dead)
-                self._write_notices(batch.notices.values())
+                self.store.write_notices(batch.notices.values())
             except StoreError as exc:
                 self.store_ok = False
                 self.metrics.store_up.set(0)
@@ -217,17 +213,6 @@ class Sink:
             self.metrics.store_up.set(1)
             self.metrics.last_write.set(time.time())
             return
-
-    def _write_notices(self, notices: Iterable[dict[str, Any]]) -> None:
-        rows = list(notices)
-        if not rows:
-            return
-        dialect = postgresql if self.store.engine.dialect.name == "postgresql" else sqlite
-        try:
-            with self.store.engine.begin() as conn:
-                conn.execute(dialect.insert(NOTICES).on_conflict_do_nothing(), rows)
-        except SQLAlchemyError as exc:
-            raise StoreError(f"writing notices failed: {str(exc).splitlines()[0]}") from None
 
 
 def health_app(sink: Sink) -> FastAPI:

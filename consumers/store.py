@@ -34,13 +34,14 @@ from models.calendar import from_micros
 from models.clocks import ClockView, Fact
 from models.indicators import INDICATORS, ORDER
 from models.measures import MEASURE_NAMES, Key, Period, Row
-from models.tables import OPEN_END, ClockRow, DailyCount, DeadLetterRow, EventRow
+from models.tables import OPEN_END, ClockRow, DailyCount, DeadLetterRow, EventRow, NoticeRow
 from models.worklist import AtRisk
 
 EVENTS = EventRow.__table__  # type: ignore[attr-defined]
 CLOCKS = ClockRow.__table__  # type: ignore[attr-defined]
 COUNTS = DailyCount.__table__  # type: ignore[attr-defined]
 DEAD = DeadLetterRow.__table__  # type: ignore[attr-defined]
+NOTICES = NoticeRow.__table__  # type: ignore[attr-defined]
 
 
 class StoreError(Exception):
@@ -172,6 +173,17 @@ class Store:
                     conn.execute(self._insert(DEAD).on_conflict_do_nothing(), dead_rows)
         except SQLAlchemyError as exc:
             raise StoreError(f"writing to the store failed: {_first_line(exc)}") from None
+
+    def write_notices(self, notices: Iterable[Mapping[str, Any]]) -> None:
+        """Breach and at-risk notices (streaming mode), each kept once by its id."""
+        rows = list(notices)
+        if not rows:
+            return
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(self._insert(NOTICES).on_conflict_do_nothing(), rows)
+        except SQLAlchemyError as exc:
+            raise StoreError(f"writing notices failed: {_first_line(exc)}") from None
 
     # ------------------------------------------------------------ reads
 

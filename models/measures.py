@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+from models.events import DUPLICATE
 from models.indicators import BY_ID, INDICATORS, REGION_UNIT
 
 Key = tuple[int, int, str, int, int]
@@ -44,6 +45,17 @@ _SNAPSHOT: dict[int, tuple[str, int]] = {
     WAITING: ("waiting", 1), WAITING_END: ("waiting", -1),
     OVER: ("waiting_over_limit", 1), OVER_END: ("waiting_over_limit", -1),
 }
+
+
+def ignored(counts: Iterable[tuple[Key, int]], duplicates: int) -> dict[str, int]:
+    """Valid events that changed no clock, by reason: repeated ids, and those fitting no
+    clock (the INCONSISTENT / ORPHAN counters)."""
+    out = dict.fromkeys(ANOMALY_REASONS.values(), 0)
+    out[DUPLICATE] = duplicates
+    for key, n in counts:
+        if key[0] in ANOMALY_REASONS:
+            out[ANOMALY_REASONS[key[0]]] += n
+    return out
 
 
 def ratio(num: int, den: int) -> float | None:

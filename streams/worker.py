@@ -32,6 +32,7 @@ from typing import Any
 
 import orjson
 
+from models import measures
 from models.calendar import local_day
 from models.casestate import CaseState
 from models.clocks import ClockView, to_fact
@@ -45,9 +46,9 @@ from models.countergroup import (
 )
 from models.deadletter import DeadLetter
 from models.engine import at_risk_counts
-from models.events import DUPLICATE, Rejection, parse_event
+from models.events import Rejection, parse_event
 from models.indicators import INDICATORS
-from models.measures import ANOMALY_REASONS, Key, Period, Row, accumulate
+from models.measures import Key, Period, Row, accumulate
 from models.notices import due
 from models.worklist import AtRisk, worklist
 from streams.app import Monitor
@@ -154,9 +155,7 @@ class Worker:
         return CaseState.from_json(value) if value is not None else CaseState(partition)
 
     def _store_case(self, key: bytes, state: CaseState) -> None:
-        value = state.to_json()
-        self.m.cases.data[key] = value
-        self.m.cases.send_changelog(state.partition, key, value)
+        _put(self.m.cases, state.partition, key, state.to_json())
         self._index(key, state.clocks)
 
     def _index(self, key: bytes, clocks: list[ClockView]) -> None:
@@ -225,9 +224,7 @@ class Worker:
                 for measure, until, change in group.apply(int(body["p"]), entries):
                     self.counts[(measure, ind, unit, day, until)] += change
         for key, group in groups.items():
-            value = group.to_json()
-            self.m.counts.data[key] = value
-            self.m.counts.send_changelog(group.partition, key, value)
+            _put(self.m.counts, group.partition, key, group.to_json())
 
     # ------------------------------------------------------------ mirrors
 
@@ -265,12 +262,7 @@ class Worker:
 
     @property
     def ignored(self) -> dict[str, int]:
-        out = dict.fromkeys(ANOMALY_REASONS.values(), 0)
-        out[DUPLICATE] = self.duplicates
-        for key, n in self.counts.items():
-            if key[0] in ANOMALY_REASONS:
-                out[ANOMALY_REASONS[key[0]]] += n
-        return out
+        return measures.ignored(self.counts.items(), self.duplicates)
 
     def snapshot(self) -> MetricsSnapshot:
         self.refresh()
@@ -325,6 +317,13 @@ class Worker:
         """The tables are rebuilt from their changelogs (after start or a rebalance)."""
         tables: Any = self.m.app.tables
         return bool(tables.recovery.completed.is_set())
+
+
+def _put(table: Any, partition: int, key: bytes, value: dict[str, Any]) -> None:
+    """Set a table entry and write it to the changelog partition of its source (Faust would
+    take the partition of the event in hand, which a batch does not have)."""
+    table.data[key] = value
+    table.send_changelog(partition, key, value)
 
 
 async def _delivered(sends: list[Any]) -> None:
