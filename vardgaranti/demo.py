@@ -116,6 +116,6 @@ def run(opts: DemoOptions, settings: Settings) -> int:
         f"  e.g.      curl -H 'Authorization: Bearer {token}' "
         f"'{base}/api/v1/aggregates?window=month'"
     )
-    serve(pipeline, store, opts.host, opts.port, token)
+    serve(pipeline, store, opts.host, opts.port, token, synthetic=True)
     console.print("stopped")
     return 0
