@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from html import escape
 
 WIDTH, HEIGHT = 520, 250
-LEFT, RIGHT, TOP, BOTTOM = 44, 10, 30, 52  # plot margins: axis labels, legend below
+LEFT, RIGHT, TOP, BOTTOM = 48, 10, 30, 52  # plot margins: axis labels, legend below
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,9 +42,9 @@ def _runs(values: Sequence[float | None]) -> list[list[tuple[int, float]]]:
 
 def month_chart(
     title: str, months: Sequence[str], series: Sequence[Series], target: float,
-    target_label: str, fmt: Callable[[float], str],
+    target_label: str, fmt: Callable[[float], str], axis_fmt: Callable[[float], str],
 ) -> str:
-    """SVG markup; `fmt` formats a share for the axis and the tooltips (locale aware)."""
+    """SVG markup; `fmt` formats a share for the tooltips, `axis_fmt` for the axis."""
     parts = [
         f'<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" '
         f'aria-label="{escape(title)}" xmlns="http://www.w3.org/2000/svg">',
@@ -56,7 +56,7 @@ def month_chart(
         parts.append(f'<line class="grid" x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y:.1f}" '
                      f'y2="{y:.1f}"/>')
         parts.append(f'<text class="axis" x="{LEFT - 4}" y="{y + 4:.1f}" '
-                     f'text-anchor="end">{escape(fmt(tick))}</text>')
+                     f'text-anchor="end">{escape(axis_fmt(tick))}</text>')
     base = HEIGHT - BOTTOM
     for month, name in enumerate(months):
         parts.append(f'<text class="axis" x="{_x(month):.1f}" y="{base + 14}" '

@@ -71,6 +71,12 @@ class Figures:
         return out
 
 
+def full_year(months: list[PerUnit | None]) -> bool:
+    """Every month has completed clocks: a year to compare with, not the run-in of a log
+    that starts late in it."""
+    return all(m is not None and any(r.completed for r in m.values()) for m in months)
+
+
 def rows_of(per_unit: PerUnit, unit: str) -> dict[str, Row]:
     """Per indicator id: the unit's row, or the region-wide sum for `ALL`."""
     return {r.indicator: r for r in arrange(per_unit, unit) if r.unit_id == unit}

@@ -41,6 +41,11 @@ def share(v: float | None, lang: Lang = "sv") -> str:
     return format_percent(v, _percent_pattern(lang), locale=LOCALES[lang])
 
 
+def whole_share(v: float, lang: Lang = "sv") -> str:
+    """A share without decimals, for chart axes: `80 %`."""
+    return format_percent(v, locale=LOCALES[lang])
+
+
 def decimal(v: float | None, lang: Lang = "sv", digits: int = 1) -> str:
     """A plain decimal number (decimal comma in Swedish), empty when there is none."""
     if v is None:

@@ -31,7 +31,7 @@ from web import export
 from web import format as fmt
 from web.auth import Access, SignInRequired, local_path
 from web.charts import Series, month_chart
-from web.figures import Figures, monthly_shares, rows_of
+from web.figures import Figures, full_year, monthly_shares, rows_of
 from web.format import Lang
 from web.labels import indicator_name, t, unit_group, unit_label
 
@@ -81,6 +81,7 @@ def mount_pages(app: FastAPI, source: Source, access: Access, fresh: Freshness) 
     def render(request: Request, template: str, status: int = 200, **ctx: Any) -> HTMLResponse:
         lang = lang_of(request)
         other: Lang = "sv" if lang == "en" else "en"
+        switch = request.url.include_query_params(lang=other)
         html = env.get_template(template).render(
             request=request, lang=lang, t=partial(t, lang=lang),
             number=partial(fmt.number, lang=lang), share=partial(fmt.share, lang=lang),
@@ -89,7 +90,7 @@ def mount_pages(app: FastAPI, source: Source, access: Access, fresh: Freshness) 
             unit_label=partial(unit_label, lang=lang), indicators=INDICATORS,
             freshness=fresh.label(lang), synthetic=fresh.synthetic,
             can_sign_out=not access.open,
-            switch_url=str(request.url.include_query_params(lang=other)), **ctx,
+            switch_url=f"{switch.path}?{switch.query}", **ctx,
         )
         response = HTMLResponse(html, status_code=status)
         if "lang" in request.query_params:
@@ -98,13 +99,14 @@ def mount_pages(app: FastAPI, source: Source, access: Access, fresh: Freshness) 
 
     def charts(lang: Lang, year: int, today: date, unit: str, ids: list[str]) -> list[Markup]:
         now = monthly_shares(figures.months(year, today), unit)
-        before = monthly_shares(figures.months(year - 1, today), unit)
+        last_year = figures.months(year - 1, today)
+        before = monthly_shares(last_year, unit) if full_year(last_year) else None
         months = fmt.month_names(lang)
         out = []
         for ind_id in ids:
             ind = BY_ID[ind_id]
             series = [Series(str(year), now[ind_id], "this-year")]
-            if any(v is not None for v in before[ind_id]):
+            if before is not None:
                 series.append(Series(str(year - 1), before[ind_id], "last-year"))
             elif unit == REGION_UNIT:  # no data for last year: the published figure
                 series.append(Series(f"{t('report', lang)} 2023", [ind.result_2023] * 12,
@@ -112,7 +114,7 @@ def mount_pages(app: FastAPI, source: Source, access: Access, fresh: Freshness) 
             out.append(Markup(month_chart(
                 indicator_name(ind_id, lang), months, series, ind.target,
                 f"{t('target', lang)} {fmt.share(ind.target, lang)}",
-                partial(fmt.share, lang=lang),
+                partial(fmt.share, lang=lang), partial(fmt.whole_share, lang=lang),
             )))
         return out
 
@@ -136,7 +138,7 @@ def mount_pages(app: FastAPI, source: Source, access: Access, fresh: Freshness) 
         last = min(date(year, 12, 31), today)
         rows = rows_of(figures.between(date(year, 1, 1), last), REGION_UNIT)
         previous = (rows_of(figures.between(date(year - 1, 1, 1), date(year - 1, 12, 31)),
-                            REGION_UNIT))
+                            REGION_UNIT) if full_year(figures.months(year - 1, today)) else {})
         return render(
             request, "overview.html", title=t("overview", lang), nav="overview", year=year,
             first=date(year, 1, 1), last=last, rows=rows, previous=previous,
@@ -223,7 +225,7 @@ def mount_pages(app: FastAPI, source: Source, access: Access, fresh: Freshness) 
             request, "worklist.html", title=t("worklist", lang), nav="worklist",
             cases=cases[:WORKLIST_SHOWN], more=len(cases) > WORKLIST_SHOWN, today=today,
             enhet=enhet or "", indikator=indikator or "", units=units_with_data(today),
-            export_url=str(request.url.replace(path="/arbetslista.csv")),
+            export_url="/arbetslista.csv" + (f"?{request.url.query}" if request.url.query else ""),
         )
 
     @router.get("/arbetslista.csv", dependencies=signed_in)
