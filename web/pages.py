@@ -31,7 +31,7 @@ from web import export
 from web import format as fmt
 from web.auth import Access, SignInRequired, local_path
 from web.charts import Series, month_chart
-from web.figures import Figures, full_year, monthly_shares, rows_of
+from web.figures import Figures, monthly_shares, rows_of
 from web.format import Lang
 from web.labels import indicator_name, t, unit_group, unit_label
 
@@ -74,7 +74,7 @@ def lang_of(request: Request) -> Lang:
 def mount_pages(app: FastAPI, source: Source, access: Access, fresh: Freshness) -> None:
     env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=True,
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-    figures = Figures(source)
+    figures = Figures(source, fresh.today)
     router = APIRouter(include_in_schema=False)
     signed_in = [Depends(access.page_guard())]
 
@@ -99,8 +99,8 @@ def mount_pages(app: FastAPI, source: Source, access: Access, fresh: Freshness) 
 
     def charts(lang: Lang, year: int, today: date, unit: str, ids: list[str]) -> list[Markup]:
         now = monthly_shares(figures.months(year, today), unit)
-        last_year = figures.months(year - 1, today)
-        before = monthly_shares(last_year, unit) if full_year(last_year) else None
+        last_year = figures.whole_year(year - 1, today)
+        before = monthly_shares(last_year, unit) if last_year is not None else None
         months = fmt.month_names(lang)
         out = []
         for ind_id in ids:
@@ -138,7 +138,7 @@ def mount_pages(app: FastAPI, source: Source, access: Access, fresh: Freshness) 
         last = min(date(year, 12, 31), today)
         rows = rows_of(figures.between(date(year, 1, 1), last), REGION_UNIT)
         previous = (rows_of(figures.between(date(year - 1, 1, 1), date(year - 1, 12, 31)),
-                            REGION_UNIT) if full_year(figures.months(year - 1, today)) else {})
+                            REGION_UNIT) if figures.whole_year(year - 1, today) else {})
         return render(
             request, "overview.html", title=t("overview", lang), nav="overview", year=year,
             first=date(year, 1, 1), last=last, rows=rows, previous=previous,

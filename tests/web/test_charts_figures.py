@@ -8,7 +8,7 @@ from datetime import date
 from models.measures import Period, Row
 from web import format as fmt
 from web.charts import Series, month_chart
-from web.figures import Figures, full_year, monthly_shares
+from web.figures import Figures, monthly_shares
 
 
 def test_swedish_and_english_formats() -> None:
@@ -52,25 +52,30 @@ class CountingSource:
         return self.rows if date.fromordinal(period.first).year == 2025 else {}
 
 
-def test_figures_keep_answers_a_short_while_and_skip_empty_years() -> None:
+def test_figures_keep_answers_a_while_and_skip_empty_years() -> None:
     rows = {(2, "u1"): Row("besok_90", "u1", completed=10, completed_within=8, clocks=12)}
     source = CountingSource(rows)
     now = [0.0]
-    figures = Figures(source, ttl=60, clock=lambda: now[0])  # type: ignore[arg-type]
     today = date(2025, 3, 15)
+    figures = Figures(source, lambda: today, ttl=60, ttl_closed=600,  # type: ignore[arg-type]
+                      clock=lambda: now[0])
     months = figures.months(2025, today)
     assert [m is not None for m in months] == [True] * 3 + [False] * 9
     # the year query, then January .. March (March up to today)
     assert len(source.calls) == 4
     assert source.calls[-1] == Period.of(date(2025, 3, 1), today, today)
     figures.months(2025, today)
-    assert len(source.calls) == 4  # cached
+    assert len(source.calls) == 4  # kept
     now[0] = 61.0
     figures.months(2025, today)
-    assert len(source.calls) == 8  # expired: read again, late events show
+    assert len(source.calls) == 6  # the periods up to today expired; January and February not
+    now[0] = 601.0
+    figures.months(2025, today)
+    assert len(source.calls) == 10
     assert figures.months(2024, today) == [None] * 12
-    assert len(source.calls) == 9  # an empty year costs one query
-    assert not full_year(months)
+    assert len(source.calls) == 11  # an empty year costs one query
+    assert figures.whole_year(2024, today) is None
+    assert len(source.calls) == 12  # … and its January tells it is no year to compare with
     shares = monthly_shares(months, "u1")
     assert shares["besok_90"][:4] == [0.8, 0.8, 0.8, None]
     assert monthly_shares(months, "ALL")["besok_90"][0] == 0.8
