@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from tests.support.prometheus import free_port
 from web import format as fmt
 from web.auth import SESSION_COOKIE
 
@@ -51,14 +52,6 @@ if CHROMIUM is not None and CHROMEDRIVER is not None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.select import Select
     from selenium.webdriver.support.wait import WebDriverWait
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass(frozen=True)
@@ -144,23 +137,19 @@ def shot(driver: Any, name: str) -> None:
         (Path(where) / f"{name}.png").write_bytes(base64.b64decode(png["data"]))
 
 
-def cells(driver: Any, table: str, indicator: str) -> dict[str, str]:
-    row = driver.find_element(By.CSS_SELECTOR, f"#{table} tr[data-indicator='{indicator}']")
-    return {
-        td.get_attribute("data-field"): td.text
-        for td in row.find_elements(By.CSS_SELECTOR, "td[data-field]")
-    }
-
-
-def expected(row: dict[str, Any]) -> dict[str, str]:
-    """A query row as the page must show it (Swedish formats)."""
-    return {
-        "completed": fmt.number(row["completed"]),
-        "completed_ratio": fmt.share(row["completed_ratio"]),
-        "waiting": fmt.number(row["waiting"]),
-        "waiting_over_limit": fmt.number(row["waiting_over_limit"]),
-        "waiting_ratio": fmt.share(row["waiting_ratio"]),
-    }
+def assert_shown(driver: Any, table: str, rows: dict[str, dict[str, Any]]) -> None:
+    """Each indicator's row of the table shows the `query` row, in Swedish formats."""
+    for indicator, row in rows.items():
+        tr = driver.find_element(By.CSS_SELECTOR, f"#{table} tr[data-indicator='{indicator}']")
+        shown = {td.get_attribute("data-field"): visible(td.text)
+                 for td in tr.find_elements(By.CSS_SELECTOR, "td[data-field]")}
+        assert shown == {
+            "completed": visible(fmt.number(row["completed"])),
+            "completed_ratio": visible(fmt.share(row["completed_ratio"])),
+            "waiting": visible(fmt.number(row["waiting"])),
+            "waiting_over_limit": visible(fmt.number(row["waiting_over_limit"])),
+            "waiting_ratio": visible(fmt.share(row["waiting_ratio"])),
+        }, indicator
 
 
 def visible(text: str) -> str:
@@ -193,9 +182,7 @@ def test_sign_in_overview_unit_worklist_export(
     region = {r["indicator"]: r for r in query(
         demo, "--unit", "ALL", "--from", f"{YEAR}-01-01", "--to", newest)}
     assert len(region) == 7
-    for ind, row in region.items():
-        shown = {k: visible(v) for k, v in cells(driver, "overview-table", ind).items()}
-        assert shown == {k: visible(v) for k, v in expected(row).items()}, ind
+    assert_shown(driver, "overview-table", region)
     shot(driver, "oversikt")
     urls += requested_urls(driver)
 
@@ -215,9 +202,7 @@ def test_sign_in_overview_unit_worklist_export(
     unit_rows = {r["indicator"]: r for r in query(
         demo, "--unit", UNIT, "--from", newest[:8] + "01", "--to", newest)}
     assert unit_rows
-    for ind, row in unit_rows.items():
-        shown = {k: visible(v) for k, v in cells(driver, "unit-table", ind).items()}
-        assert shown == {k: visible(v) for k, v in expected(row).items()}, ind
+    assert_shown(driver, "unit-table", unit_rows)
     shot(driver, "enhet")
     urls += requested_urls(driver)
 
