@@ -16,7 +16,6 @@ from babel.dates import format_date, format_datetime
 from babel.numbers import format_decimal, format_percent
 
 Lang = Literal["sv", "en"]
-LANGS: tuple[Lang, ...] = ("sv", "en")
 LOCALES: dict[Lang, str] = {"sv": "sv_SE", "en": "en_GB"}
 STOCKHOLM = ZoneInfo("Europe/Stockholm")
 DASH = "–"  # shown for a share with nothing to divide
@@ -55,10 +54,6 @@ def decimal(v: float | None, lang: Lang = "sv", digits: int = 1) -> str:
 
 def day(d: date, lang: Lang = "sv") -> str:
     return format_date(d, "d MMMM y", locale=LOCALES[lang])
-
-
-def short_day(d: date, lang: Lang = "sv") -> str:
-    return format_date(d, "d MMM y", locale=LOCALES[lang])
 
 
 def moment(ts_us: int, lang: Lang = "sv") -> str:

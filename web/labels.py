@@ -37,9 +37,6 @@ _WORDS: dict[str, tuple[str, str]] = {
     "within": ("Inom gränsen", "Within limit"),
     "share_within": ("Andel inom gränsen", "Share within limit"),
     "target": ("Mål", "Target"),
-    "met": ("Uppfyllt", "Met"),
-    "yes": ("ja", "yes"),
-    "no": ("nej", "no"),
     "report": ("Årsrapport", "Annual report"),
     "waiting": ("Väntande", "Waiting"),
     "over_limit": ("Över gränsen", "Over limit"),
@@ -48,7 +45,6 @@ _WORDS: dict[str, tuple[str, str]] = {
     "excluded": ("Undantagna", "Excluded"),
     "cancelled": ("Avbrutna", "Cancelled"),
     "year_to_date": ("Hittills i år", "Year to date"),
-    "period": ("Period", "Period"),
     "as_of": ("Per", "As of"),
     "from": ("Från", "From"),
     "to": ("Till", "To"),
@@ -59,8 +55,6 @@ _WORDS: dict[str, tuple[str, str]] = {
     "90d": ("90 dagar", "90 days"),
     "365d": ("365 dagar", "365 days"),
     "monthly": ("Andel inom gränsen per månad", "Share within limit per month"),
-    "this_year": ("I år", "This year"),
-    "last_year": ("Förra året", "Last year"),
     "search": ("Sök", "Search"),
     "filter": ("Visa", "Show"),
     "search_placeholder": ("namn, ort eller id", "name, town or id"),
@@ -84,7 +78,6 @@ _WORDS: dict[str, tuple[str, str]] = {
     "shown": ("Visar", "Showing"),
     "open_worklist": ("Enhetens arbetslista", "The unit's worklist"),
     "language": ("In English", "På svenska"),
-    "year": ("År", "Year"),
 }
 
 

@@ -85,7 +85,7 @@ def mount_pages(app: FastAPI, source: Source, access: Access, fresh: Freshness) 
         html = env.get_template(template).render(
             request=request, lang=lang, t=partial(t, lang=lang),
             number=partial(fmt.number, lang=lang), share=partial(fmt.share, lang=lang),
-            day=partial(fmt.day, lang=lang), short_day=partial(fmt.short_day, lang=lang),
+            day=partial(fmt.day, lang=lang),
             local_time=fmt.local_time, indicator_name=partial(indicator_name, lang=lang),
             unit_label=partial(unit_label, lang=lang), indicators=INDICATORS,
             freshness=fresh.label(lang), synthetic=fresh.synthetic,
@@ -124,7 +124,8 @@ def mount_pages(app: FastAPI, source: Source, access: Access, fresh: Freshness) 
         return sorted(ids, key=_unit_order)
 
     def no_data(request: Request, title: str) -> HTMLResponse:
-        return render(request, "empty.html", title=title, nav="")
+        return render(request, "empty.html", title=title, nav="", message=t("no_data",
+                                                                            lang_of(request)))
 
     @router.get("/", dependencies=signed_in)
     def overview(
@@ -152,13 +153,11 @@ def mount_pages(app: FastAPI, source: Source, access: Access, fresh: Freshness) 
         today = fresh.today()
         if today is None:
             return no_data(request, t("units", lang))
-        month = arrange(figures.between(today.replace(day=1), today))
         totals: dict[str, list[int]] = {}
-        for r in month:
-            if r.unit_id != REGION_UNIT:
-                acc = totals.setdefault(r.unit_id, [0, 0])
-                acc[0] += r.waiting
-                acc[1] += r.waiting_over_limit
+        for (_, unit_id), r in figures.between(today.replace(day=1), today).items():
+            acc = totals.setdefault(unit_id, [0, 0])
+            acc[0] += r.waiting
+            acc[1] += r.waiting_over_limit
         needle = (q or "").strip().casefold()
         groups: dict[str, list[tuple[str, str, int, int]]] = {}
         for unit_id in units_with_data(today):
@@ -187,7 +186,8 @@ def mount_pages(app: FastAPI, source: Source, access: Access, fresh: Freshness) 
         rows = rows_of(figures.between(first, today), unit)
         year_rows = rows_of(figures.between(date(today.year, 1, 1), today), unit)
         if not year_rows and unit not in units_with_data(today):
-            return render(request, "empty.html", 404, title=t("unknown_unit", lang), nav="units")
+            return render(request, "empty.html", 404, title=unit, nav="units",
+                          message=t("unknown_unit", lang))
         ids = [i.id for i in INDICATORS if i.id in year_rows]
         return render(
             request, "unit.html", title=unit_label(unit, lang), nav="units", unit=unit,
@@ -207,7 +207,7 @@ def mount_pages(app: FastAPI, source: Source, access: Access, fresh: Freshness) 
         body = export.aggregates_csv(rows, first, today, today, lang_of(request))
         return export.attachment(body, f"vardgaranti-{enhet or 'region'}-{today}.csv")
 
-    def worklist_query(request: Request, limit: int, enhet: str | None,
+    def worklist_query(limit: int, enhet: str | None,
                        indikator: str | None) -> tuple[date | None, list[Any]]:
         today = fresh.today()
         if today is None:
@@ -218,7 +218,7 @@ def mount_pages(app: FastAPI, source: Source, access: Access, fresh: Freshness) 
     @router.get("/arbetslista", dependencies=signed_in)
     def worklist(request: Request, enhet: Text = None, indikator: Text = None) -> HTMLResponse:
         lang = lang_of(request)
-        today, cases = worklist_query(request, WORKLIST_SHOWN + 1, enhet, indikator)
+        today, cases = worklist_query(WORKLIST_SHOWN + 1, enhet, indikator)
         if today is None:
             return no_data(request, t("worklist", lang))
         return render(
@@ -231,7 +231,7 @@ def mount_pages(app: FastAPI, source: Source, access: Access, fresh: Freshness) 
     @router.get("/arbetslista.csv", dependencies=signed_in)
     def worklist_export(request: Request, enhet: Text = None,
                         indikator: Text = None) -> Response:
-        today, cases = worklist_query(request, EXPORT_MAX, enhet, indikator)
+        today, cases = worklist_query(EXPORT_MAX, enhet, indikator)
         if today is None:
             return Response(t("no_data", lang_of(request)), status_code=503)
         body = export.worklist_csv(cases, today, lang_of(request))
