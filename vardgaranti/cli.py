@@ -309,9 +309,11 @@ def _emit(fmt: str, header: dict[str, str], rows: list[Row]) -> None:
         sys.stdout.write(output.as_csv(rows))
     else:
         from web.format import day
+        from web.labels import t
 
         first, last, as_of = (date.fromisoformat(header[k]) for k in ("from", "to", "as_of"))
-        title = f"Vårdgaranti {day(first)} – {day(last)}, väntande vid dagens slut {day(as_of)}"
+        title = (f"Vårdgaranti {day(first)} – {day(last)}, "
+                 + t("waiting_at_end").format(day(as_of)))
         output.as_table(title, rows, Console(highlight=False))
 
 

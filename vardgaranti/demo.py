@@ -78,7 +78,7 @@ def summary(pipeline: Pipeline, year: int, console: Console) -> None:
             fmt.share(d["waiting_ratio"]),
         ], None))
     title = (f"Vårdgaranti {year}, {t('region').lower()} "
-             f"(väntande vid slutet av {fmt.day(year_end)})")
+             f"({t('waiting_at_end').format(fmt.day(year_end))})")
     console.print(fitting_table(title, columns, cells, console.width))
 
     per_unit = accumulate(pipeline.counts.items(), period)
@@ -90,7 +90,7 @@ def summary(pipeline: Pipeline, year: int, console: Console) -> None:
         ([unit_label(u), unit_group(u), fmt.number(n)], None) for u, n in worst
     ]
     console.print(fitting_table(
-        "Enheter med flest väntande över gränsen",
+        t("worst_units"),
         (Column(t("unit"), numeric=False), Column(t("group"), numeric=False, drop=1),
          Column(t("over_limit"))),
         units, console.width,

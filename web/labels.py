@@ -78,6 +78,9 @@ _WORDS: dict[str, tuple[str, str]] = {
     "shown": ("Visar", "Showing"),
     "open_worklist": ("Enhetens arbetslista", "The unit's worklist"),
     "language": ("In English", "På svenska"),
+    "waiting_at_end": ("väntande vid dagens slut {}", "waiting at the end of {}"),
+    "worst_units": ("Enheter med flest väntande över gränsen",
+                    "Units with the most patients waiting over the limit"),
 }
 
 
