@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: demo test check lint types bench fuzz soak audit rules dashboards clean
+.PHONY: demo test check lint types bench fuzz soak audit rules dashboards screenshots clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,10 @@ types: $(STAMP)
 
 ## check: lint, types and tests (what CI runs)
 check: lint types test
+
+## screenshots: the pages in headless chromium, saved to docs/screenshots/ (the browser test)
+screenshots: $(STAMP)
+	VARDGARANTI_SCREENSHOTS=docs/screenshots $(BIN)/pytest -q tests/web/test_browser.py
 
 ## bench: performance figures (prints a table, writes benchmarks/results/latest.json)
 bench: $(STAMP)

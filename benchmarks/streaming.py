@@ -396,8 +396,8 @@ def latency(stack: BenchStack, worker: Proc, rate: float = 20.0, seconds: float 
     """Probes at `rate` per second for `seconds`, each timed from its ack to /metrics."""
     from consumers.publish import open_producer
     from models.events import Rejection, parse_event
+    from models.region import VARDCENTRALER
     from models.settings import Settings
-    from vardgaranti.region import VARDCENTRALER
 
     settings = Settings()
     scraper = Scraper(worker.port)

@@ -308,11 +308,13 @@ def _emit(fmt: str, header: dict[str, str], rows: list[Row]) -> None:
     elif fmt == "csv":
         sys.stdout.write(output.as_csv(rows))
     else:
-        title = (
-            f"Vårdgaranti {header['from']} – {header['to']}, "
-            f"waiting at the end of {header['as_of']}"
-        )
-        output.as_table(title, rows, Console(width=max(Console().width, 140)))
+        from web.format import day
+        from web.labels import t
+
+        first, last, as_of = (date.fromisoformat(header[k]) for k in ("from", "to", "as_of"))
+        title = (f"Vårdgaranti {day(first)} – {day(last)}, "
+                 + t("waiting_at_end").format(day(as_of)))
+        output.as_table(title, rows, Console(highlight=False))
 
 
 # ---------------------------------------------------------------- demo

@@ -12,14 +12,16 @@ from datetime import date
 from pathlib import Path
 
 from rich.console import Console
-from rich.table import Table
 
 from consumers.replay import Pipeline, replay
 from consumers.store import Store
 from models.indicators import INDICATORS, REGION_UNIT
 from models.measures import Period, Row, accumulate, rows_for
 from models.settings import Settings
+from vardgaranti.output import Column, coloured_share, fitting_table
 from vardgaranti.progress import line_progress
+from web import format as fmt
+from web.labels import t, unit_group, unit_label
 
 
 @dataclass(frozen=True)
@@ -60,62 +62,65 @@ def summary(pipeline: Pipeline, year: int, console: Console) -> None:
     year_end = min(date(year, 12, 31), pipeline.today() or date(year, 12, 31))
     period = Period.of(date(year, 1, 1), year_end, year_end)
     rows = {r.indicator: r for r in rows_for(pipeline.counts.items(), period, REGION_UNIT)}
-    table = Table(title=f"Vårdgaranti {year}, region-wide (waiting at the end of {year_end})",
-                  title_justify="left")
-    for col in ("indicator", "guarantee", "completed", f"{year}", "2023", "target", "met",
-                "waiting", "over limit", "vårdgarantivärde"):
-        table.add_column(col, justify="left" if col in ("indicator", "guarantee") else "right")
+    columns = (
+        Column(t("indicator"), numeric=False), Column(t("completed"), drop=1),
+        Column(str(year)), Column(f"{t('report')} 2023", drop=2), Column(t("target")),
+        Column(t("waiting"), drop=1), Column(t("over_limit")), Column(t("vgv"), drop=3),
+    )
+    cells: list[tuple[list[str], str | None]] = []
     for ind in INDICATORS:
         row = rows.get(ind.id) or Row(ind.id, REGION_UNIT)
         d = row.as_dict()
-        share = d["completed_ratio"]
-        met = share is not None and share >= ind.target
-        table.add_row(
-            ind.id, ind.name_sv, f"{row.completed:,}", _pct(share), _pct(ind.result_2023),
-            _pct(ind.target), "[green]yes[/]" if met else "[red]no[/]",
-            f"{row.waiting:,}", f"{row.waiting_over_limit:,}", _pct(d["waiting_ratio"]),
-        )
-    console.print(table)
+        cells.append(([
+            ind.name_sv, fmt.number(row.completed),
+            coloured_share(d["completed_ratio"], ind.target), fmt.share(ind.result_2023),
+            fmt.share(ind.target), fmt.number(row.waiting), fmt.number(row.waiting_over_limit),
+            fmt.share(d["waiting_ratio"]),
+        ], None))
+    title = (f"Vårdgaranti {year}, {t('region').lower()} "
+             f"({t('waiting_at_end').format(fmt.day(year_end))})")
+    console.print(fitting_table(title, columns, cells, console.width))
 
     per_unit = accumulate(pipeline.counts.items(), period)
     over: dict[str, int] = {}
     for (_, unit), row in per_unit.items():
         over[unit] = over.get(unit, 0) + row.waiting_over_limit
     worst = sorted(over.items(), key=lambda kv: (-kv[1], kv[0]))[:5]
-    units = Table(title="Units with the most patients waiting over the limit",
-                  title_justify="left")
-    units.add_column("unit")
-    units.add_column("waiting over limit", justify="right")
-    for unit, n in worst:
-        units.add_row(unit, f"{n:,}")
-    console.print(units)
-
-
-def _pct(v: float | None) -> str:
-    return "–" if v is None else f"{v * 100:.1f} %"
+    units: list[tuple[list[str], str | None]] = [
+        ([unit_label(u), unit_group(u), fmt.number(n)], None) for u, n in worst
+    ]
+    console.print(fitting_table(
+        t("worst_units"),
+        (Column(t("unit"), numeric=False), Column(t("group"), numeric=False, drop=1),
+         Column(t("over_limit"))),
+        units, console.width,
+    ))
 
 
 def run(opts: DemoOptions, settings: Settings) -> int:
     from vardgaranti.serve import serve
 
-    console = Console(width=max(Console().width, 130))
+    console = Console(highlight=False)
     pipeline, store = prepare(opts, settings, console)
     summary(pipeline, opts.year, console)
     token = settings.api_token.get_secret_value() if settings.api_token else None
     made_up = token is None
     token = token or secrets.token_urlsafe(24)
     base = f"http://{opts.host}:{opts.port}"
+    note = "  (made up for this run; set VARDGARANTI_API_TOKEN)" if made_up else ""
     console.print(
         f"\nServing on {base}  (Ctrl-C stops)\n"
-        f"  metrics   {base}/metrics\n"
-        f"  API       {base}/api/v1/aggregates?indicator=besok_90&window=30d\n"
-        f"  worklist  {base}/api/v1/at-risk?indicator=besok_90\n"
-        f"  docs      {base}/docs\n"
-        f"  token     {token}" + ("  (made up for this run; set VARDGARANTI_API_TOKEN)"
-                                  if made_up else "") + "\n"
-        f"  e.g.      curl -H 'Authorization: Bearer {token}' "
-        f"'{base}/api/v1/aggregates?window=month'"
+        "Sign in once with the token; the pages and the API then need nothing more.\n"
+        f"  översikt     {base}/\n"
+        f"  enheter      {base}/enheter\n"
+        f"  arbetslista  {base}/arbetslista\n"
+        f"  API-dok      {base}/docs\n"
+        f"  metrics      {base}/metrics\n"
+        f"  token        {token}{note}\n"
+        f"  e.g.         curl -H 'Authorization: Bearer {token}' "
+        f"'{base}/api/v1/aggregates?window=month'",
+        markup=False, soft_wrap=True,
     )
-    serve(pipeline, store, opts.host, opts.port, token)
+    serve(pipeline, store, opts.host, opts.port, token, synthetic=True)
     console.print("stopped")
     return 0

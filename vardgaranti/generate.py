@@ -41,7 +41,7 @@ import holidays
 import orjson
 
 from models.indicators import BY_ID, Indicator
-from vardgaranti.region import BUP_UNITS, CLINICS, VARDCENTRALER, Unit
+from models.region import BUP_UNITS, CLINICS, VARDCENTRALER, Unit
 
 TZ: Final = ZoneInfo("Europe/Stockholm")
 DAY: Final = 86_400

@@ -28,9 +28,13 @@ def pipeline_snapshot(pipeline: Pipeline) -> MetricsSnapshot:
     )
 
 
-def serve(pipeline: Pipeline, store: Store, host: str, port: int, token: str | None) -> None:
+def serve(
+    pipeline: Pipeline, store: Store, host: str, port: int, token: str | None,
+    synthetic: bool = False,
+) -> None:
     app = create_app(
-        store, registry_for(lambda: pipeline_snapshot(pipeline)), pipeline.today, token
+        store, registry_for(lambda: pipeline_snapshot(pipeline)), pipeline.today, token,
+        watermark_us=lambda: pipeline.engine.watermark_us, synthetic=synthetic,
     )
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False)
     # uvicorn shuts down gracefully on SIGINT/SIGTERM, then re-raises the signal to the

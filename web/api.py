@@ -1,32 +1,31 @@
 """HTTP API of the demo server and the worker (SPEC §5.3), on FastAPI.
 
-`/metrics`, `/healthz` and `/readyz` are open; `/api/v1/*` needs the bearer token when one
-is configured. The worklist shows case ids and `patient_ref` only, never identity.
+`/metrics`, `/healthz` and `/readyz` are open; `/api/v1/*` needs the bearer token (or the
+pages' session cookie, see web.auth) when one is configured. The worklist shows case ids and
+`patient_ref` only, never identity.
 """
 
-import hmac
 import logging
 from collections.abc import Callable
 from dataclasses import asdict
 from datetime import date
 from typing import Annotated, Any, Literal, Protocol
 
-from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi import Depends, FastAPI, HTTPException, Query
 from fastapi.responses import PlainTextResponse, Response
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.registry import CollectorRegistry
 
 from models.indicators import INDICATOR_IDS
 from models.measures import WINDOWS, Period, Row, arrange, window_first
+from web.auth import Access
+from web.pages import Freshness, mount_pages
 
 log = logging.getLogger("vardgaranti.api")
 
 IndicatorParam = Literal[INDICATOR_IDS]  # type: ignore[valid-type]
 WindowParam = Literal[WINDOWS]  # type: ignore[valid-type]
-# FastAPI resolves annotations at runtime: this module keeps them unpostponed and the
-# bearer scheme at module level so the dependency is found
-_BEARER = HTTPBearer(auto_error=False)
+# FastAPI resolves annotations at runtime: this module keeps them unpostponed
 
 
 class Source(Protocol):
@@ -49,26 +48,19 @@ def create_app(
     registry: CollectorRegistry,
     today: Callable[[], date | None],
     token: str | None = None,
+    watermark_us: Callable[[], int | None] | None = None,
+    synthetic: bool = False,
 ) -> FastAPI:
-    """`today` gives the watermark's local date (None before the first event)."""
+    """`today` gives the watermark's local date (None before the first event); the pages
+    also show `watermark_us`, and label the data synthetic when the demo made it up."""
     app = FastAPI(
         title="vårdgaranti monitor",
         description="Care-guarantee compliance per unit and region-wide, and the worklist.",
-        version="1",
+        version="1", docs_url=None, redoc_url=None,  # served offline by web.pages
     )
-    def authorised(
-        request: Request,
-        cred: Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)],
-    ) -> None:
-        if token is None:
-            return
-        given = cred.credentials if cred is not None else ""
-        # constant-time comparison; the refusal is logged without the token
-        if not hmac.compare_digest(given.encode(), token.encode()):
-            log.warning("refused %s %s: %s bearer token", request.method, request.url.path,
-                        "wrong" if given else "no")
-            raise HTTPException(401, "a valid bearer token is required",
-                                headers={"WWW-Authenticate": "Bearer"})
+    access = Access(token)
+    mount_pages(app, source, access, Freshness(today, watermark_us, synthetic))
+    authorised = access.api_guard()
 
     def watermark_day() -> date:
         day = today()

@@ -44,5 +44,6 @@ def test_demo_serves_metrics_and_stops_cleanly(tmp_path: Path) -> None:
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 0, out
-    assert "Serving on" in out and "besok_90" in out
+    assert "Serving on" in out and "Kontakt samma dag" in out
+    assert f"http://127.0.0.1:{port}/arbetslista" in out
     assert "demo-token" in out  # the configured token is shown to the user

@@ -19,8 +19,8 @@ import orjson
 import pytest
 
 from models.indicators import INDICATORS, LICENSED_PROFESSIONS, DayRule, Indicator
+from models.region import UNITS_BY_ID
 from vardgaranti.generate import GenerateStats, generate
-from vardgaranti.region import UNITS_BY_ID
 
 YEAR = 2024
 SMALL = 0.01  # ~37 000 events

@@ -162,4 +162,4 @@ def test_csv_and_table_formats(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert lines[0].startswith("indicator,unit_id,completed,completed_within,completed_ratio")
     assert lines[1].startswith("samma_dag,ALL,2,1,0.5,")
     assert main(["report", str(log), "--as-of", "2024-03-31"]) == 0
-    assert "besok_90" in capsys.readouterr().out
+    assert "Första besök specialiserad vård inom 90 dagar" in capsys.readouterr().out

@@ -1,4 +1,4 @@
-"""The synthetic region: a made-up county "like Västmanland" (SPEC §8, DOMAIN.md §5).
+"""The synthetic region: a made-up county "like Västmanland": its units, names and groupings.
 
 Pure data. The unit names are invented (they are not the real vårdcentraler of the region),
 the towns and hospitals are the real ones so the demo reads naturally. `performance` is a
@@ -134,3 +134,9 @@ BUP_UNITS: tuple[Unit, ...] = (
 
 UNITS: tuple[Unit, ...] = VARDCENTRALER + CLINICS + BUP_UNITS
 UNITS_BY_ID: dict[str, Unit] = {u.id: u for u in UNITS}
+
+
+def unit_name(unit_id: str) -> str:
+    """The unit's name, or its id when the region does not know it (e.g. another log)."""
+    unit = UNITS_BY_ID.get(unit_id)
+    return unit.name if unit is not None else unit_id
