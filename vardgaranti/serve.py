@@ -9,6 +9,7 @@ import uvicorn
 
 from consumers.replay import Pipeline
 from consumers.store import Store
+from models.disclosure import Disclosure
 from models.engine import at_risk_counts
 from web.api import create_app
 from web.metrics import MetricsSnapshot, registry_for
@@ -28,9 +29,13 @@ def pipeline_snapshot(pipeline: Pipeline) -> MetricsSnapshot:
     )
 
 
-def serve(pipeline: Pipeline, store: Store, host: str, port: int, token: str | None) -> None:
+def serve(
+    pipeline: Pipeline, store: Store, host: str, port: int, token: str | None,
+    disclosure: Disclosure,
+) -> None:
     app = create_app(
-        store, registry_for(lambda: pipeline_snapshot(pipeline)), pipeline.today, token
+        store, registry_for(lambda: pipeline_snapshot(pipeline)), pipeline.today, token,
+        disclosure,
     )
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False)
     # uvicorn shuts down gracefully on SIGINT/SIGTERM, then re-raises the signal to the
