@@ -366,6 +366,7 @@ def _emit(fmt: str, header: dict[str, Any], rows: list[Row],
         print(output.as_json(header, rows, shown))
     elif fmt == "csv":
         sys.stdout.write(output.as_csv(rows, shown))
+        sys.stdout.flush()  # before any note on stderr, so a terminal shows them in order
     else:
         title = (
             f"Vårdgaranti {header['from']} – {header['to']}, "
