@@ -12,12 +12,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from models.settings import Settings
+from models.settings import ENV_PREFIX, Settings
 
 # SASL mechanisms that authenticate with the username/password settings (GSSAPI and
 # OAUTHBEARER need configuration the settings model does not carry).
 SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
-_ENV = "VARDGARANTI_"
 
 
 class KafkaConfigError(ValueError):
@@ -94,4 +93,4 @@ def _sasl(settings: Settings) -> dict[str, Any]:
 
 
 def _env(field: str) -> str:
-    return _ENV + field.upper()
+    return ENV_PREFIX + field.upper()

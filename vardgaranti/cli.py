@@ -558,6 +558,11 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--format", choices=("table", "json", "csv"), default="table",
                        help="table for people, json or csv for programs")
 
+    def streaming(p: argparse.ArgumentParser, port: str) -> None:
+        p.add_argument("--bootstrap", metavar="HOST:PORT",
+                       help="Kafka servers (default: VARDGARANTI_KAFKA_BOOTSTRAP)")
+        p.add_argument("--port", type=int, help=port)
+
     def db(p: argparse.ArgumentParser) -> None:
         p.add_argument("--db", metavar="URL",
                        help="database URL (default: VARDGARANTI_DATABASE_URL, "
@@ -674,9 +679,7 @@ def build_parser() -> argparse.ArgumentParser:
         "worker", "the Faust worker (streaming mode)",
         "Consumes the events topic, keeps the clocks in changelogged tables, sends breach "
         "and at-risk notices, and serves /metrics and the API like the demo.", cmd_worker)
-    p.add_argument("--bootstrap", metavar="HOST:PORT",
-                   help="Kafka servers (default: VARDGARANTI_KAFKA_BOOTSTRAP)")
-    p.add_argument("--port", type=int, help="HTTP port (default: VARDGARANTI_HTTP_PORT, 8000)")
+    streaming(p, "HTTP port (default: VARDGARANTI_HTTP_PORT, 8000)")
     p.add_argument("--loglevel", choices=("debug", "info", "warning", "error"), default="info",
                    help="how much the worker logs")
 
@@ -684,10 +687,7 @@ def build_parser() -> argparse.ArgumentParser:
         "sink", "write the worker's output into the store (streaming mode)",
         "Reads the worker's table changelogs, notices and dead letters and writes the store "
         "that `query` and SQL read.", cmd_sink)
-    p.add_argument("--bootstrap", metavar="HOST:PORT",
-                   help="Kafka servers (default: VARDGARANTI_KAFKA_BOOTSTRAP)")
-    p.add_argument("--port", type=int,
-                   help="health/metrics port (default: VARDGARANTI_SINK_PORT, 8001)")
+    streaming(p, "health/metrics port (default: VARDGARANTI_SINK_PORT, 8001)")
     db(p)
 
     p = command(
