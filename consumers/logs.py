@@ -46,6 +46,8 @@ def open_log(path: Path) -> IO[bytes]:
 
 def _stdin() -> IO[bytes]:
     raw = sys.stdin.buffer
+    if raw.closed:
+        raise LogError("-: standard input is read once; give - only once")
     if isinstance(raw, io.BufferedReader) and raw.peek(2)[:2] == _GZIP_MAGIC:
         return _gunzip(gzip.GzipFile(fileobj=raw, mode="rb"))
     return raw
