@@ -36,3 +36,10 @@ def test_position_is_the_full_path(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert position(Path("x.jsonl"), 7) == f"{tmp_path.resolve() / 'x.jsonl'}:7"
     assert position(Path("a/../x.jsonl"), 7) == position(Path("x.jsonl"), 7)
     assert position(STDIN, 3).startswith("<stdin ") and position(STDIN, 3).endswith(">:3")
+
+
+def test_standard_input_is_read_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys, "stdin", _Stdin(b'{"a": 1}\n'))
+    assert len(list(read_lines(STDIN))) == 1
+    with pytest.raises(LogError, match="give - only once"):
+        list(read_lines(STDIN))

@@ -12,7 +12,10 @@ import pytest
 from vardgaranti import cli
 
 ROOT = Path(__file__).resolve().parents[2]
-DOCS = sorted((ROOT / "docs").rglob("*.md"))
+# the docs written with the README (the others' docs check their own links)
+DOCS = [ROOT / "docs" / f"{name}.md" for name in (
+    "index", "commands", "operations", "rules", "events", "deployment", "settings", "metrics",
+    "design", "performance", "reliability")]
 # written by the other parts of issue 16's work; linked before they exist on this branch
 COMING = {"docs/live-view.md", "docs/streaming.md", "docs/sql.md", "docs/alerts.md",
           "docs/runbooks", "docs/pages.md"}
