@@ -16,7 +16,9 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/vardgaranti demo $(DEMO_ARGS)
 
-## test: the test suite (unit, property and integration tests)
+## test: the test suite (unit, property and integration tests); the PostgreSQL cases run
+## when a server answers on 127.0.0.1:5432 (or VARDGARANTI_TEST_DATABASE_URL is set), and
+## the first and last lines of the run say whether they ran
 test: $(STAMP)
 	$(BIN)/pytest $(PYTEST_ARGS)
 

@@ -2,9 +2,9 @@
 
 The admin client (`topics create`), the replay producer and the SQL sink's consumer all
 connect the same way: the same bootstrap list, security protocol, SASL credentials and CA
-file. Misconfigurations that a broker would only report as a hang or a vague disconnect
-(SASL without credentials, a CA file that does not exist) are caught here with one line
-naming the setting.
+file; the Faust worker's settings pass the same checks (`check`). Misconfigurations that
+a broker would only report as a hang or a vague disconnect (SASL without credentials, a CA
+file that does not exist) are caught here with one line naming the setting.
 """
 
 from __future__ import annotations
@@ -12,12 +12,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from models.settings import Settings
+from models.settings import ENV_PREFIX, Settings
 
 # SASL mechanisms that authenticate with the username/password settings (GSSAPI and
 # OAUTHBEARER need configuration the settings model does not carry).
 SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
-_ENV = "VARDGARANTI_"
 
 
 class KafkaConfigError(ValueError):
@@ -33,6 +32,12 @@ def parse_bootstrap(text: str) -> list[str]:
             raise KafkaConfigError(
                 f"Kafka bootstrap {text!r}: expected host:port[,host:port…]")
     return servers
+
+
+def check(settings: Settings) -> None:
+    """Refuse a Kafka setting that cannot work (KafkaConfigError, one line naming it): for
+    clients that do not take kafka-python's keyword arguments, such as the Faust worker."""
+    client_kwargs(settings)
 
 
 def client_kwargs(
@@ -88,4 +93,4 @@ def _sasl(settings: Settings) -> dict[str, Any]:
 
 
 def _env(field: str) -> str:
-    return _ENV + field.upper()
+    return ENV_PREFIX + field.upper()

@@ -1,33 +1,65 @@
-"""Reading event logs: `.jsonl` or `.jsonl.gz`, one event per line, with positions."""
+"""Reading event logs: `.jsonl` or `.jsonl.gz`, one event per line, with positions.
+
+`-` stands for standard input (plain or gzip, told apart by the gzip magic bytes).
+"""
 
 from __future__ import annotations
 
 import gzip
+import io
+import sys
 from collections.abc import Iterator
+from datetime import UTC, datetime
+from functools import cache
 from pathlib import Path
 from typing import IO, cast
+
+STDIN = Path("-")
+_GZIP_MAGIC = b"\x1f\x8b"
 
 
 class LogError(Exception):
     """A log that cannot be read at all (missing, unreadable, wrong format)."""
 
 
+def check_log(path: Path) -> None:
+    """Raise LogError, naming the path, unless it is `-` or a file that exists."""
+    if path == STDIN or path.is_file():
+        return
+    if path.is_dir():
+        raise LogError(f"{path}: is a directory, not a log file (.jsonl or .jsonl.gz)")
+    raise LogError(f"{path}: no such file")
+
+
 def open_log(path: Path) -> IO[bytes]:
-    """The log's bytes, decompressed when the name ends in .gz; the caller closes it."""
-    if not path.is_file():
-        raise LogError(f"{path}: no such file")
+    """The log's bytes, decompressed when gzip; the caller closes it."""
+    check_log(path)
     try:
+        if path == STDIN:
+            return _stdin()
         if path.suffix != ".gz":
             return path.open("rb")
-        gz = gzip.GzipFile(path, "rb")
-        try:
-            gz.peek(1)  # fail now, with a clear message, on a file that is not gzip
-        except BaseException:
-            gz.close()
-            raise
-        return cast(IO[bytes], gz)
+        return _gunzip(gzip.GzipFile(path, "rb"))
     except (OSError, EOFError) as exc:
         raise LogError(f"{path}: cannot read: {exc}") from exc
+
+
+def _stdin() -> IO[bytes]:
+    raw = sys.stdin.buffer
+    if raw.closed:
+        raise LogError("-: standard input is read once; give - only once")
+    if isinstance(raw, io.BufferedReader) and raw.peek(2)[:2] == _GZIP_MAGIC:
+        return _gunzip(gzip.GzipFile(fileobj=raw, mode="rb"))
+    return raw
+
+
+def _gunzip(gz: gzip.GzipFile) -> IO[bytes]:
+    try:
+        gz.peek(1)  # fail now, with a clear message, on a stream that is not gzip
+    except BaseException:
+        gz.close()
+        raise
+    return cast(IO[bytes], gz)
 
 
 def read_lines(path: Path) -> Iterator[tuple[int, bytes]]:
@@ -40,6 +72,19 @@ def read_lines(path: Path) -> Iterator[tuple[int, bytes]]:
                     yield lineno, line
         except (OSError, EOFError) as exc:
             raise LogError(f"{path}: cannot read: {exc}") from exc
+
+
+def position(path: Path, lineno: int) -> str:
+    """Where a line came from, as dead letters are keyed: the log's full path and the line,
+    so that two logs of one name in different folders never share a key. Standard input
+    is named with the time this run started reading it."""
+    name = _stdin_name() if path == STDIN else str(path.resolve())
+    return f"{name}:{lineno}"
+
+
+@cache
+def _stdin_name() -> str:
+    return f"<stdin {datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ}>"
 
 
 def log_size(path: Path) -> int:

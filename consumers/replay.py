@@ -15,7 +15,7 @@ from datetime import date
 from pathlib import Path
 
 from consumers.deadletter import DeadLetter
-from consumers.logs import read_lines
+from consumers.logs import position, read_lines
 from consumers.store import Store
 from models import measures
 from models.calendar import local_day
@@ -109,7 +109,7 @@ def replay(
             if isinstance(event, Rejection):
                 stats.rejected[event.reason] += 1
                 pipeline.rejected[event.reason] += 1
-                dead.append(DeadLetter.of(f"{path}:{lineno}", event.reason, event.message, raw))
+                dead.append(DeadLetter.of(position(path, lineno), event.reason, event.message, raw))
             else:
                 fact = to_fact(event)
                 if engine.add(event["case_id"], fact):

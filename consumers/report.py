@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from consumers.deadletter import DeadLetter, DeadLetterFile
-from consumers.logs import read_lines
+from consumers.logs import position, read_lines
 from models.calendar import local_day
 from models.clocks import Rules, to_fact
 from models.engine import Engine
@@ -66,7 +66,7 @@ def build_report(
             event = parse_event(raw)
             if isinstance(event, Rejection):
                 stats.rejected[event.reason] += 1
-                dead.add(DeadLetter.of(f"{path}:{lineno}", event.reason, event.message, raw))
+                dead.add(DeadLetter.of(position(path, lineno), event.reason, event.message, raw))
                 continue
             stats.events += 1
             stats.by_type[event["type"]] += 1

@@ -18,11 +18,12 @@ from pydantic import (
     AwareDatetime,
     ConfigDict,
     Field,
+    GetCoreSchemaHandler,
     TypeAdapter,
     ValidationError,
     with_config,
 )
-from pydantic_core import PydanticCustomError, SchemaValidator
+from pydantic_core import PydanticCustomError, SchemaValidator, core_schema
 from typing_extensions import TypedDict
 
 from models.indicators import INDICATOR_IDS, REGION_UNIT
@@ -131,10 +132,30 @@ class TransferAttrs(_Attrs):
     to_unit_id: UnitId
 
 
+class _TextFirst:
+    """`occurred_at` is text that starts with a calendar date, then an aware datetime.
+
+    pydantic alone would read a number (or a string of digits) as Unix time; the contract
+    is an RFC 3339 timestamp with offset. Both steps run in pydantic's core (no Python call
+    per event), and everything after the date is left to its datetime parser, so a naive
+    or malformed timestamp is reported as before.
+    """
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
+        return core_schema.chain_schema(
+            [core_schema.str_schema(pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}"), handler(source)]
+        )
+
+
+Timestamp = Annotated[AwareDatetime, _TextFirst()]
+
+
 class _Base(TypedDict):
     event_id: Id
     case_id: Id
-    occurred_at: AwareDatetime
+    occurred_at: Timestamp
     unit_id: UnitId
     patient_ref: NotRequired[PatientRef]
 
@@ -374,6 +395,9 @@ ORPHAN = "orphan"
 DUPLICATE = "duplicate"
 
 
+RFC3339_ONLY = "must be an RFC 3339 timestamp with offset, e.g. \"2024-03-04T09:00:00+01:00\""
+
+
 @dataclass(frozen=True, slots=True)
 class Rejection:
     reason: str
@@ -397,6 +421,8 @@ def _rejection(exc: ValidationError) -> Rejection:
         return Rejection(reason, "field 'type': required")
     if kind == "missing":
         return Rejection(reason, f"field '{field}': required")
+    if field == "occurred_at" and kind in ("string_type", "string_pattern_mismatch"):
+        return Rejection("invalid_timestamp", f"field 'occurred_at': {RFC3339_ONLY}")
     if kind == "timezone_aware":
         return Rejection(reason, f"field '{field}': timestamp has no UTC offset")
     if kind == "personnummer":

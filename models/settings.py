@@ -1,21 +1,24 @@
 """One settings model for every runtime: environment variables `VARDGARANTI_…`.
 
-Command-line options override these. Documented in the README's "Settings" table.
+Command-line options override these. Documented in docs/settings.md.
 """
 
 from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from models.calendar import WorkCalendar
 from models.clocks import Rules
+from models.disclosure import GRACE_DAYS, MIN_CASES, Disclosure
+
+ENV_PREFIX = "VARDGARANTI_"
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="VARDGARANTI_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore")
 
     database_url: str = "sqlite:///vardgaranti.db"
     http_host: str = "127.0.0.1"
@@ -24,11 +27,13 @@ class Settings(BaseSettings):
 
     allowed_lateness: int = Field(0, ge=0, description="seconds subtracted for the watermark")
     live_watermark: bool = Field(False, description="use the wall clock when it is later")
-    grace_days: int = Field(25, ge=0, description="a month is final this long after its end")
+    grace_days: int = Field(
+        GRACE_DAYS, ge=0, description="a month is final once the watermark is this far past it")
     holidays_are_weekdays: bool = False
     calendar_country: str = "SE"
     mov_mode: Literal["pause", "exclude"] = "pause"
-    min_cases: int = Field(20, ge=1, description="smaller cells are suppressed in dashboards")
+    min_cases: int = Field(
+        MIN_CASES, ge=1, description="a measure on fewer cases is shown as '< N'")
 
     kafka_bootstrap: str = "localhost:9092"
     events_topic: str = "vardgaranti.events"
@@ -57,6 +62,17 @@ class Settings(BaseSettings):
             mov_excludes=self.mov_mode == "exclude",
         )
 
+    def disclosure(self) -> Disclosure:
+        return Disclosure(self.grace_days, self.min_cases)
+
     @property
     def allowed_lateness_us(self) -> int:
         return self.allowed_lateness * 1_000_000
+
+
+def bad_setting(exc: ValidationError) -> str:
+    """One line naming the environment variable and what is wrong with it."""
+    err = exc.errors(include_url=False)[0]
+    field = ".".join(str(p) for p in err["loc"])
+    more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
+    return f"{ENV_PREFIX}{field.upper()}: {err['msg']}{more}"

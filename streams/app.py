@@ -15,6 +15,7 @@ from typing import Any
 import faust
 from faust.types import TableT
 
+from consumers.kafka_config import check as check_kafka
 from models.settings import Settings
 
 CASES_TABLE = "cases"
@@ -66,6 +67,7 @@ class Monitor:
 
 def build(settings: Settings, **overrides: Any) -> Monitor:
     """A configured app; `overrides` are extra faust.App settings (tests shorten timeouts)."""
+    check_kafka(settings)
     config: dict[str, Any] = {
         "broker": [f"kafka://{h.strip()}" for h in settings.kafka_bootstrap.split(",")],
         "broker_credentials": credentials(settings),

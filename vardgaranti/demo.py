@@ -7,6 +7,7 @@ the generation and its replay is a no-op (every event id is already stored).
 from __future__ import annotations
 
 import secrets
+import socket
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -32,6 +33,25 @@ class DemoOptions:
     data_dir: Path
     host: str
     port: int
+
+
+class PortBusy(Exception):
+    """The HTTP port cannot be bound: said before the long generate and replay."""
+
+
+def check_port(host: str, port: int) -> None:
+    """Bind and release the port as the server will (uvicorn sets SO_REUSEADDR, so a port
+    in TIME_WAIT is fine); raise PortBusy with a one-line reason otherwise."""
+    try:
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((host, port))
+    except OSError as exc:
+        raise PortBusy(
+            f"--port {port}: cannot listen on {host}:{port} ({exc.strerror or exc}); is "
+            "another demo running? Stop it, or choose another port with --port or "
+            "VARDGARANTI_HTTP_PORT"
+        ) from None
 
 
 def prepare(opts: DemoOptions, settings: Settings, console: Console) -> tuple[Pipeline, Store]:
@@ -100,6 +120,7 @@ def summary(pipeline: Pipeline, year: int, console: Console) -> None:
 def run(opts: DemoOptions, settings: Settings) -> int:
     from vardgaranti.serve import serve
 
+    check_port(opts.host, opts.port)
     console = Console(highlight=False)
     pipeline, store = prepare(opts, settings, console)
     summary(pipeline, opts.year, console)
@@ -121,6 +142,6 @@ def run(opts: DemoOptions, settings: Settings) -> int:
         f"'{base}/api/v1/aggregates?window=month'",
         markup=False, soft_wrap=True,
     )
-    serve(pipeline, store, opts.host, opts.port, token, synthetic=True)
+    serve(pipeline, store, opts.host, opts.port, token, settings.disclosure(), synthetic=True)
     console.print("stopped")
     return 0

@@ -167,12 +167,8 @@ class GenerateStats:
     seconds: float
 
 
-def generate(
-    out: Path, year: int, seed: int = 1, scale: float = 1.0, bad_rate: float = 0.0,
-    progress: bool = True,
-) -> GenerateStats:
-    """Write a synthetic event log for calendar `year` to `out` (.jsonl or .jsonl.gz)."""
-    out = Path(out)
+def check_arguments(out: Path, year: int, seed: int, scale: float, bad_rate: float) -> None:
+    """Raise ValueError, naming the parameter, for arguments `generate` refuses."""
     if not isinstance(year, int) or not 1971 <= year <= 2199:
         raise ValueError(f"year must be an integer between 1971 and 2199, got {year!r}")
     if not isinstance(seed, int) or seed < 0:
@@ -186,6 +182,14 @@ def generate(
     if not out.parent.is_dir():
         raise ValueError(f"output directory does not exist: {out.parent}")
 
+
+def generate(
+    out: Path, year: int, seed: int = 1, scale: float = 1.0, bad_rate: float = 0.0,
+    progress: bool = True,
+) -> GenerateStats:
+    """Write a synthetic event log for calendar `year` to `out` (.jsonl or .jsonl.gz)."""
+    out = Path(out)
+    check_arguments(out, year, seed, scale, bad_rate)
     started = time.perf_counter()
     tmp = out.with_name(out.name + ".part")
     engine = _Engine(year, seed, scale, bad_rate)

@@ -1,8 +1,10 @@
-"""Rendering report rows: terminal tables, JSON (the contract of SPEC §5.1) and CSV.
+"""Rendering report rows: terminal tables, JSON (the row contract in docs/commands.md) and CSV.
 
 The tables speak the pages' language: Swedish labels and unit names, `129 292` and
 `88,4 %` (web.format, web.labels), and fit the terminal: when it is narrow the least
-needed columns go first, and names wrap rather than being cut.
+needed columns go first, and names wrap rather than being cut. With a `Disclosure` (what
+`query` reads from the store), JSON lists the suppressed cells beside the rows, and the
+table and CSV show them as "< N" (models.disclosure).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import csv
 import io
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import orjson
@@ -18,6 +21,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from models.disclosure import SUPPRESSIBLE, Disclosure
 from models.indicators import BY_ID, REGION_UNIT
 from models.measures import Row
 from web import format as fmt
@@ -29,17 +33,28 @@ COLUMNS = (
 )
 
 
-def as_json(header: dict[str, Any], rows: list[Row]) -> str:
+def as_json(header: dict[str, Any], rows: list[Row], shown: Disclosure | None = None) -> str:
     doc = {**header, "rows": [r.as_dict() for r in rows]}
+    if shown is not None:
+        doc["suppressed"] = shown.listing(rows)
     return orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode()
 
 
-def as_csv(rows: list[Row]) -> str:
+def _cells(row: Row, shown: Disclosure | None) -> dict[str, Any]:
+    """The row's values, suppressed measures replaced by "< N"."""
+    cells = row.as_dict()
+    if shown is not None:
+        for measure in shown.suppressed(row):
+            cells.update(dict.fromkeys(SUPPRESSIBLE[measure], shown.label))
+    return cells
+
+
+def as_csv(rows: list[Row], shown: Disclosure | None = None) -> str:
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
     writer.writeheader()
     for r in rows:
-        writer.writerow({k: "" if v is None else v for k, v in r.as_dict().items()})
+        writer.writerow({k: "" if v is None else v for k, v in _cells(r, shown).items()})
     return buf.getvalue()
 
 
@@ -95,7 +110,14 @@ def coloured_share(share: float | None, target: float) -> str:
     return f"[{'green' if share >= target else 'red'}]{fmt.share(share)}[/]"
 
 
-def as_table(title: str, rows: list[Row], console: Console) -> None:
+def _shown(value: Any, show: Any) -> str:
+    """A cell as shown: a suppressed one as its label ("< 20"), else `show(value)`."""
+    return value if isinstance(value, str) else show(value)
+
+
+def as_table(
+    title: str, rows: list[Row], console: Console, shown: Disclosure | None = None
+) -> None:
     """One table per indicator (rows come indicator by indicator, region-wide first)."""
     columns = (
         Column(t("unit"), numeric=False), Column(t("completed")), Column(t("within"), drop=1),
@@ -111,11 +133,13 @@ def as_table(title: str, rows: list[Row], console: Console) -> None:
         target = BY_ID[ind_id].target
         cells = []
         for r in group:
-            d = r.as_dict()
+            d = _cells(r, shown)
             cells.append(([
-                unit_label(r.unit_id), fmt.number(r.completed), fmt.number(r.completed_within),
-                coloured_share(d["completed_ratio"], target), fmt.number(r.waiting),
-                fmt.number(r.waiting_over_limit), fmt.share(d["waiting_ratio"]),
+                unit_label(r.unit_id), _shown(d["completed"], fmt.number),
+                _shown(d["completed_within"], fmt.number),
+                _shown(d["completed_ratio"], partial(coloured_share, target=target)),
+                _shown(d["waiting"], fmt.number), _shown(d["waiting_over_limit"], fmt.number),
+                _shown(d["waiting_ratio"], fmt.share),
                 fmt.number(r.paused), fmt.number(r.excluded), fmt.number(r.cancelled),
             ], "bold" if r.unit_id == REGION_UNIT else None))
         heading = f"{indicator_name(ind_id)} · {t('target').lower()} {fmt.share(target)}"

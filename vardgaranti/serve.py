@@ -9,6 +9,7 @@ import uvicorn
 
 from consumers.replay import Pipeline
 from consumers.store import Store
+from models.disclosure import Disclosure
 from models.engine import at_risk_counts
 from web.api import create_app
 from web.metrics import MetricsSnapshot, registry_for
@@ -30,11 +31,12 @@ def pipeline_snapshot(pipeline: Pipeline) -> MetricsSnapshot:
 
 def serve(
     pipeline: Pipeline, store: Store, host: str, port: int, token: str | None,
+    disclosure: Disclosure,
     synthetic: bool = False,
 ) -> None:
     app = create_app(
         store, registry_for(lambda: pipeline_snapshot(pipeline)), pipeline.today, token,
-        watermark_us=lambda: pipeline.engine.watermark_us, synthetic=synthetic,
+        disclosure, watermark_us=lambda: pipeline.engine.watermark_us, synthetic=synthetic,
     )
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False)
     # uvicorn shuts down gracefully on SIGINT/SIGTERM, then re-raises the signal to the

@@ -16,6 +16,7 @@ from fastapi.responses import PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.registry import CollectorRegistry
 
+from models.disclosure import Disclosure
 from models.indicators import INDICATOR_IDS
 from models.measures import WINDOWS, Period, Row, arrange, window_first
 from web.auth import Access
@@ -48,6 +49,7 @@ def create_app(
     registry: CollectorRegistry,
     today: Callable[[], date | None],
     token: str | None = None,
+    disclosure: Disclosure = Disclosure(),  # noqa: B008 (frozen: one shared value is fine)
     watermark_us: Callable[[], int | None] | None = None,
     synthetic: bool = False,
 ) -> FastAPI:
@@ -106,6 +108,10 @@ def create_app(
             "as_of": snap.isoformat(), "from": first.isoformat(), "to": last.isoformat(),
             "window": window if from_ is None else "custom",
             "rows": [r.as_dict() for r in rows],
+            # preliminary until the month is past its end plus the grace days; measures
+            # on fewer than min_cases cases are listed, to be shown as "< N"
+            "final": disclosure.final(snap, today()), "min_cases": disclosure.min_cases,
+            "suppressed": disclosure.listing(rows),
         }
 
     @app.get("/api/v1/at-risk", dependencies=[Depends(authorised)])

@@ -79,6 +79,7 @@ _WORDS: dict[str, tuple[str, str]] = {
     "open_worklist": ("Enhetens arbetslista", "The unit's worklist"),
     "language": ("In English", "På svenska"),
     "waiting_at_end": ("väntande vid dagens slut {}", "waiting at the end of {}"),
+    "suppressed_note": ("{} = färre än {} fall, visas inte", "{} = fewer than {} cases, not shown"),
     "worst_units": ("Enheter med flest väntande över gränsen",
                     "Units with the most patients waiting over the limit"),
 }

@@ -1,7 +1,7 @@
-"""Stores to test against: SQLite always, PostgreSQL when a URL is configured.
+"""Stores to test against: SQLite always, PostgreSQL when there is one.
 
-`.ci/run` sets VARDGARANTI_TEST_DATABASE_URL to the machine's PostgreSQL; elsewhere the
-PostgreSQL cases are skipped with a message saying how to enable them.
+tests/conftest.py sets VARDGARANTI_TEST_DATABASE_URL to a local server's test database
+when none is configured; without a server the PostgreSQL cases are skipped, saying why.
 """
 
 from __future__ import annotations
@@ -14,8 +14,7 @@ import pytest
 from sqlmodel import SQLModel
 
 from consumers.store import Store, StoreError
-
-PG_URL = os.environ.get("VARDGARANTI_TEST_DATABASE_URL")
+from tests.conftest import PG_ENV
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -23,12 +22,13 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     if request.param == "sqlite":
         yield Store(f"sqlite:///{tmp_path / 'store.db'}")
         return
-    if not PG_URL:
-        pytest.skip("PostgreSQL: set VARDGARANTI_TEST_DATABASE_URL (postgresql+psycopg://…)")
+    url = os.environ.get(PG_ENV)
+    if not url:
+        pytest.skip(f"PostgreSQL: no server on 127.0.0.1:5432 and {PG_ENV} is not set")
     try:
-        s = Store(PG_URL)
+        s = Store(url)
     except StoreError as exc:
-        pytest.fail(f"VARDGARANTI_TEST_DATABASE_URL is set but unusable: {exc}")
+        pytest.fail(f"{PG_ENV} is set but unusable: {exc}")
     SQLModel.metadata.drop_all(s.engine)
     SQLModel.metadata.create_all(s.engine)
     yield s

@@ -65,6 +65,23 @@ def test_rejections_name_reason_and_field(raw: bytes, reason: str, field: str) -
     assert "\n" not in rejected.message
 
 
+@pytest.mark.parametrize(
+    "stamp", [1709539200, 1709539200.5, "1709539200", None, True, "2024-W10-1T09:00:00Z"]
+)
+def test_occurred_at_must_be_rfc3339_text(stamp: Any) -> None:
+    """The contract is an RFC 3339 string with offset: a number is not read as Unix time."""
+    rejected = parse_event(with_(occurred_at=stamp))
+    assert isinstance(rejected, Rejection)
+    assert rejected.reason == "invalid_timestamp"
+    assert rejected.message.startswith("field 'occurred_at': must be an RFC 3339 timestamp")
+
+
+def test_rfc3339_with_offset_or_z_is_accepted() -> None:
+    for stamp in ("2024-03-04T09:00:00Z", "2024-03-04T09:00:00.123+01:00",
+                  "2024-03-04 09:00:00+01:00"):
+        assert not isinstance(parse_event(with_(occurred_at=stamp)), Rejection), stamp
+
+
 def test_patient_ref_that_is_not_a_personnummer_is_fine() -> None:
     for ref in ("p-1a2b3c", "123456789", "1234567890123"):
         assert not isinstance(parse_event(with_(patient_ref=ref)), Rejection), ref

@@ -77,3 +77,7 @@ def test_fast_path_agrees_on_known_cases() -> None:
             assert _outcome(events._validate, raw) == _outcome(
                 events._ADAPTER.validate_json, raw
             ), (field, value)
+    for stamp in (1709539200, "1709539200", "2024-03-04", "2024-03-04T09:00:00", None):
+        raw = orjson.dumps({**base, "occurred_at": stamp})
+        assert _outcome(events._validate, raw) == _outcome(
+            events._ADAPTER.validate_json, raw), stamp
