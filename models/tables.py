@@ -3,18 +3,29 @@
 `events` holds the facts of every case: the clock state is a function of them, so a replay
 can resume, a second log can follow the first, and re-running a log changes nothing
 (its ids are already there). `daily_counts` holds absolute counter values, written by
-upsert, so writes are idempotent.
+upsert, so writes are idempotent, and for every measure but the spans the running sum of its
+series up to that day, so a snapshot or a window is one or two index seeks per series
+(docs/sql.md). `count_groups` lists the indicator × unit pairs that have counters.
 """
 
 from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import BigInteger, Column, Index, SmallInteger
+from sqlalchemy import BigInteger, Column, Index, SmallInteger, text
 from sqlmodel import Field, SQLModel
+
+from models.measures import CANCELLED, EXCLUDED, MEASURE_NAMES, PAUSED
 
 # `until_day` of counters that are not spans, and of spans still running
 OPEN_END = date(9999, 12, 31)
+
+# Spans ([day, until) of a clock in a state) are read over the days of the period; every
+# other measure is one row per day and keeps a running sum.
+SPAN_MEASURES: tuple[str, ...] = tuple(MEASURE_NAMES[m] for m in (PAUSED, EXCLUDED, CANCELLED))
+SUMMED_MEASURES: tuple[str, ...] = tuple(m for m in MEASURE_NAMES if m not in SPAN_MEASURES)
+# rows whose running sum is to be (re)computed: the writer nulls it when a count changes
+UNSUMMED = f"running IS NULL AND measure IN ({', '.join(repr(m) for m in SUMMED_MEASURES)})"
 
 
 class EventRow(SQLModel, table=True):
@@ -48,6 +59,10 @@ class ClockRow(SQLModel, table=True):
 
 class DailyCount(SQLModel, table=True):
     __tablename__ = "daily_counts"
+    __table_args__ = (
+        Index("ix_daily_counts_unsummed", "indicator", "unit_id", "measure", "day",
+              sqlite_where=text(UNSUMMED), postgresql_where=text(UNSUMMED)),
+    )
 
     indicator: str = Field(primary_key=True, max_length=32)  # '' for events fitting no clock
     unit_id: str = Field(primary_key=True, max_length=64)
@@ -55,6 +70,20 @@ class DailyCount(SQLModel, table=True):
     day: date = Field(primary_key=True)
     until_day: date = Field(primary_key=True, default=OPEN_END)
     count: int
+    # Σ count of the series (indicator, unit, measure) over days <= day; NULL for spans
+    running: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+
+
+class CountGroup(SQLModel, table=True):
+    """Every indicator × unit with counters, and the days they span: the groups a window
+    read seeks into, and the calendar of the `window_counts` view."""
+
+    __tablename__ = "count_groups"
+
+    indicator: str = Field(primary_key=True, max_length=32)
+    unit_id: str = Field(primary_key=True, max_length=64)
+    first_day: date
+    last_day: date
 
 
 class DeadLetterRow(SQLModel, table=True):
