@@ -1,6 +1,6 @@
 """The SQL of window reads: running sums kept by the writer, per-unit rows, `window_counts`.
 
-Every measure of SPEC §4 but the spans is a difference of two running sums (docs/sql.md):
+Every window measure but the spans is a difference of two running sums (docs/sql.md):
 completed in [from, to] = running(to) − running(from − 1), waiting at a snapshot =
 running_waiting(as_of) − running_waiting_end(as_of). A running sum at a day is the
 `running` of the series' last row on or before it: one index seek, whatever the length of
@@ -29,37 +29,19 @@ from models.measures import (
     WINDOWS,
     WITHIN,
 )
-from models.tables import UNSUMMED
+from models.tables import SUMMED_MEASURES
 
 VIEW: Final = "window_counts"
 
-# (Re)compute the running sums of every series from its first row with running NULL (a
-# count that changed, a new row, or a zero row about to be deleted): the base is the
-# running sum of the row before, untouched. Derived from the counts only, so idempotent.
-RECOUNT: Final = f"""
-WITH starts AS (
-  SELECT indicator, unit_id, measure, MIN(day) AS day
-  FROM daily_counts WHERE {UNSUMMED}
-  GROUP BY indicator, unit_id, measure
-), bases AS (
-  SELECT s.indicator, s.unit_id, s.measure, s.day, COALESCE((
-    SELECT b.running FROM daily_counts b
-    WHERE b.indicator = s.indicator AND b.unit_id = s.unit_id AND b.measure = s.measure
-      AND b.day < s.day
-    ORDER BY b.day DESC LIMIT 1), 0) AS base
-  FROM starts s
-), sums AS (
-  SELECT c.indicator, c.unit_id, c.measure, c.day,
-         s.base + SUM(c.count) OVER (PARTITION BY c.indicator, c.unit_id, c.measure
-                                     ORDER BY c.day) AS running
-  FROM daily_counts c JOIN bases s
-    ON c.indicator = s.indicator AND c.unit_id = s.unit_id AND c.measure = s.measure
-   AND c.day >= s.day
-)
-UPDATE daily_counts SET running = sums.running FROM sums
+# Every running sum from scratch: for a store written before they existed.
+SUM_ALL: Final = f"""
+UPDATE daily_counts SET running = sums.running FROM (
+  SELECT indicator, unit_id, measure, day,
+         SUM(count) OVER (PARTITION BY indicator, unit_id, measure ORDER BY day) AS running
+  FROM daily_counts WHERE measure IN ({", ".join(repr(m) for m in SUMMED_MEASURES)})
+) sums
 WHERE daily_counts.indicator = sums.indicator AND daily_counts.unit_id = sums.unit_id
   AND daily_counts.measure = sums.measure AND daily_counts.day = sums.day
-  AND (daily_counts.running IS NULL OR daily_counts.running <> sums.running)
 """
 
 # Per-unit columns, in Row's field names, and the region-wide sum of each.

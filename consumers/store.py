@@ -22,12 +22,9 @@ from sqlalchemy import (
     event,
     func,
     inspect,
-    literal_column,
-    null,
     or_,
     select,
     text,
-    update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
@@ -36,13 +33,13 @@ from sqlmodel import SQLModel, create_engine
 
 from consumers import sqlviews
 from consumers.deadletter import DeadLetter
+from consumers.running import with_running
 from models.calendar import from_micros
 from models.clocks import ClockView, Fact
 from models.indicators import INDICATORS, ORDER
 from models.measures import MEASURE_NAMES, Key, Period, Row
 from models.tables import (
     OPEN_END,
-    SUMMED_MEASURES,
     ClockRow,
     CountGroup,
     DailyCount,
@@ -75,7 +72,7 @@ def _counter_row(key: Key, count: int) -> dict[str, Any]:
         "day": date.fromordinal(day),
         "until_day": date.fromordinal(until) if until else OPEN_END,
         "count": count,
-        "running": None,  # computed by sqlviews.RECOUNT in the same transaction
+        "running": None,  # set by consumers.running for the summed measures
     }
 
 
@@ -135,15 +132,13 @@ class Store:
         SQLModel.metadata.create_all(self.engine)
         if migrate:
             with self.engine.begin() as conn:
-                for index in COUNTS.indexes:
-                    index.create(conn, checkfirst=True)
                 conn.execute(GROUPS.insert().from_select(
                     ["indicator", "unit_id", "first_day", "last_day"],
                     select(COUNTS.c.indicator, COUNTS.c.unit_id, func.min(COUNTS.c.day),
                            func.max(COUNTS.c.day))
                     .where(COUNTS.c.indicator != "")
                     .group_by(COUNTS.c.indicator, COUNTS.c.unit_id)))
-                conn.execute(text(sqlviews.RECOUNT))
+                conn.execute(text(sqlviews.SUM_ALL))
 
     def _insert(self, table: Any) -> Any:
         dialect = postgresql if self.engine.dialect.name == "postgresql" else sqlite
@@ -219,20 +214,15 @@ class Store:
 
     def _write_counts(self, conn: Connection, live: list[dict[str, Any]],
                       gone: list[dict[str, Any]]) -> None:
-        """Upsert the moved counters, keeping the running sums of their series exact.
-
-        A changed count, a new row and a row about to be deleted get running NULL; RECOUNT
-        then recomputes each such series from its first NULL row on (for events in time
-        order, the last few days), and zero rows go: as if they had never moved.
-        """
-        pk = and_(*(COUNTS.c[k] == bindparam(f"k_{k}") for k in COUNT_KEY))
-        if live:
+        """Upsert the moved counters with the running sums of their series
+        (consumers/running.py); counters back at zero go, as if they had never moved."""
+        rows = with_running(conn, COUNTS, live, gone)
+        if rows:
             stmt = self._insert(COUNTS)
             self._many(conn, stmt.on_conflict_do_update(
                 index_elements=list(COUNT_KEY),
-                set_={"count": stmt.excluded["count"], "running": null()},
-                where=COUNTS.c.count != stmt.excluded["count"],
-            ), live)
+                set_={"count": stmt.excluded["count"], "running": stmt.excluded["running"]},
+            ), rows)
         groups = _group_rows(live)
         if groups:
             stmt = self._insert(GROUPS)
@@ -245,14 +235,10 @@ class Store:
                                       stmt.excluded.last_day), else_=GROUPS.c.last_day),
                 },
             ), groups)
-        summed = [r for r in gone if r["measure"] in SUMMED_MEASURES]
-        if summed:
-            conn.execute(update(COUNTS).where(pk).values(count=literal_column("0"), running=null()),
-                         [{f"k_{k}": r[k] for k in COUNT_KEY} for r in summed])
-        conn.execute(text(sqlviews.RECOUNT))
         if gone:
-            conn.execute(delete(COUNTS).where(pk),
-                         [{f"k_{k}": r[k] for k in COUNT_KEY} for r in gone])
+            conn.execute(delete(COUNTS).where(and_(
+                *(COUNTS.c[k] == bindparam(f"k_{k}") for k in COUNT_KEY))),
+                [{f"k_{k}": r[k] for k in COUNT_KEY} for r in gone])
 
     def write_notices(self, notices: Iterable[Mapping[str, Any]]) -> None:
         """Breach and at-risk notices (streaming mode), each kept once by its id."""

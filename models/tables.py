@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import BigInteger, Column, Index, SmallInteger, text
+from sqlalchemy import BigInteger, Column, Index, SmallInteger
 from sqlmodel import Field, SQLModel
 
 from models.measures import CANCELLED, EXCLUDED, MEASURE_NAMES, PAUSED
@@ -24,8 +24,6 @@ OPEN_END = date(9999, 12, 31)
 # other measure is one row per day and keeps a running sum.
 SPAN_MEASURES: tuple[str, ...] = tuple(MEASURE_NAMES[m] for m in (PAUSED, EXCLUDED, CANCELLED))
 SUMMED_MEASURES: tuple[str, ...] = tuple(m for m in MEASURE_NAMES if m not in SPAN_MEASURES)
-# rows whose running sum is to be (re)computed: the writer nulls it when a count changes
-UNSUMMED = f"running IS NULL AND measure IN ({', '.join(repr(m) for m in SUMMED_MEASURES)})"
 
 
 class EventRow(SQLModel, table=True):
@@ -59,10 +57,6 @@ class ClockRow(SQLModel, table=True):
 
 class DailyCount(SQLModel, table=True):
     __tablename__ = "daily_counts"
-    __table_args__ = (
-        Index("ix_daily_counts_unsummed", "indicator", "unit_id", "measure", "day",
-              sqlite_where=text(UNSUMMED), postgresql_where=text(UNSUMMED)),
-    )
 
     indicator: str = Field(primary_key=True, max_length=32)  # '' for events fitting no clock
     unit_id: str = Field(primary_key=True, max_length=64)
