@@ -83,13 +83,13 @@ def unit_columns(first: str, last: str, snap: str) -> str:
 
 
 def unit_rows(one_indicator: bool) -> str:
-    """What Store.per_unit runs (binds :first, :last, :snap and maybe :indicator): the
-    groups with a clock at the snapshot."""
+    """What Store.per_unit runs (binds :first, :last, :snap and maybe :indicator): every
+    group with counters by the snapshot (the caller keeps those with a clock: a filter here
+    would make PostgreSQL seek the clocks twice)."""
     where = " AND g.indicator = :indicator" if one_indicator else ""
     return (
-        f"SELECT * FROM (SELECT g.indicator, g.unit_id,\n"
-        f"{unit_columns(':first', ':last', ':snap')}\n"
-        f"FROM count_groups g WHERE g.first_day <= :snap{where}) u WHERE u.clocks > 0"
+        f"SELECT g.indicator, g.unit_id,\n{unit_columns(':first', ':last', ':snap')}\n"
+        f"FROM count_groups g WHERE g.first_day <= :snap{where}"
     )
 
 

@@ -281,6 +281,8 @@ class Store:
         out: dict[tuple[int, str], Row] = {}
         with self.engine.connect() as conn:
             for r in conn.execute(query, params).mappings():
+                if r["clocks"] <= 0:
+                    continue
                 out[(ORDER[r["indicator"]], r["unit_id"])] = Row(
                     r["indicator"], r["unit_id"], clocks=int(r["clocks"]),
                     **{c: int(r[c]) for c in sqlviews.COUNT_COLUMNS},
@@ -320,9 +322,12 @@ class Store:
 def _connect_args(url: str) -> dict[str, Any]:
     """PostgreSQL without JIT: it spent seconds compiling the window reads' many small
     subqueries (each an index seek, nothing for JIT to speed up)."""
-    if make_url(url).get_backend_name() == "postgresql":
-        return {"connect_args": {"options": "-c jit=off"}}
-    return {}
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "postgresql":
+        return {}
+    given = parsed.query.get("options", "")  # the URL's own, e.g. a search_path
+    given = " ".join(given) if isinstance(given, tuple) else given
+    return {"connect_args": {"options": f"{given} -c jit=off".strip()}}
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
