@@ -32,6 +32,14 @@ from models.measures import (
 from models.tables import SUMMED_MEASURES
 
 VIEW: Final = "window_counts"
+# Grafana's read-only PostgreSQL role (deploy/postgres/initdb): it may read the view and
+# the tables its queries name, nothing else (not the clocks, events or notices).
+READER_ROLE: Final = "vardgaranti_reader"
+READABLE: Final = (VIEW, "count_groups", "daily_counts")
+GRANT_READER: Final = (
+    f"DO $$ BEGIN IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{READER_ROLE}') THEN "
+    f"GRANT SELECT ON {', '.join(READABLE)} TO {READER_ROLE}; END IF; END $$"
+)
 
 # Every running sum from scratch: for a store written before they existed.
 SUM_ALL: Final = f"""
@@ -160,12 +168,14 @@ FROM (
 
 
 def register(metadata: MetaData) -> None:
-    """Create the view with the tables (create_all) and drop it before them (drop_all)."""
+    """Create the view with the tables (create_all), grant Grafana's role (if there is one)
+    what it reads, and drop the view before the tables (drop_all)."""
     drop = f"DROP VIEW IF EXISTS {VIEW}"
     event.listen(metadata, "before_drop", _ddl(drop))
     event.listen(metadata, "after_create", _ddl(drop))
     for dialect in ("postgresql", "sqlite"):
         event.listen(metadata, "after_create", _ddl(view_sql(dialect)).execute_if(dialect=dialect))
+    event.listen(metadata, "after_create", _ddl(GRANT_READER).execute_if(dialect="postgresql"))
 
 
 def _ddl(statement: str) -> DDL:
