@@ -39,6 +39,7 @@ from models.clocks import ClockView, Fact
 from models.indicators import INDICATORS, ORDER
 from models.measures import MEASURE_NAMES, Key, Period, Row
 from models.tables import (
+    AHEAD_MEASURES,
     OPEN_END,
     ClockRow,
     CountGroup,
@@ -77,10 +78,11 @@ def _counter_row(key: Key, count: int) -> dict[str, Any]:
 
 
 def _group_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """count_groups rows of a batch's counters: each indicator × unit and its days."""
+    """count_groups rows of a batch's counters: each indicator × unit and the days of
+    the events behind them."""
     days: dict[tuple[str, str], tuple[date, date]] = {}
     for r in rows:
-        if r["indicator"]:
+        if r["indicator"] and r["measure"] not in AHEAD_MEASURES:
             key = (r["indicator"], r["unit_id"])
             lo, hi = days.get(key, (r["day"], r["day"]))
             days[key] = (min(lo, r["day"]), max(hi, r["day"]))
@@ -136,7 +138,8 @@ class Store:
                     ["indicator", "unit_id", "first_day", "last_day"],
                     select(COUNTS.c.indicator, COUNTS.c.unit_id, func.min(COUNTS.c.day),
                            func.max(COUNTS.c.day))
-                    .where(COUNTS.c.indicator != "")
+                    .where(COUNTS.c.indicator != "",
+                           COUNTS.c.measure.not_in(AHEAD_MEASURES))
                     .group_by(COUNTS.c.indicator, COUNTS.c.unit_id)))
                 conn.execute(text(sqlviews.SUM_ALL))
 

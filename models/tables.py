@@ -15,7 +15,7 @@ from datetime import date, datetime
 from sqlalchemy import BigInteger, Column, Index, SmallInteger
 from sqlmodel import Field, SQLModel
 
-from models.measures import CANCELLED, EXCLUDED, MEASURE_NAMES, PAUSED
+from models.measures import BREACH, CANCELLED, EXCLUDED, MEASURE_NAMES, OVER, PAUSED
 
 # `until_day` of counters that are not spans, and of spans still running
 OPEN_END = date(9999, 12, 31)
@@ -24,6 +24,9 @@ OPEN_END = date(9999, 12, 31)
 # other measure is one row per day and keeps a running sum.
 SPAN_MEASURES: tuple[str, ...] = tuple(MEASURE_NAMES[m] for m in (PAUSED, EXCLUDED, CANCELLED))
 SUMMED_MEASURES: tuple[str, ...] = tuple(m for m in MEASURE_NAMES if m not in SPAN_MEASURES)
+# Dated when they take effect (the day after a deadline), which for a clock still open is
+# after the newest event: they do not move a group's last day (the view's calendar).
+AHEAD_MEASURES: tuple[str, ...] = (MEASURE_NAMES[OVER], MEASURE_NAMES[BREACH])
 
 
 class EventRow(SQLModel, table=True):

@@ -80,7 +80,8 @@ def test_view_gives_the_rows_of_query(store: Store, moves: list[dict[Key, int]],
     _clear(store)
     state = _apply(store, moves)
     # the view's calendar ends at the newest day with a counter: no figures past the data
-    newest = max((k[3] for k, n in state.items() if n and k[1] >= 0), default=DAY0)
+    newest = max((k[3] for k, n in state.items()
+                  if n and k[1] >= 0 and k[0] not in (m.OVER, m.BREACH)), default=DAY0)
     as_of = date.fromordinal(min(DAY0 + day, newest))
     period = Period.of(window_first(window, as_of), as_of, as_of)
     want = [r.as_dict() for r in arrange(accumulate(state.items(), period))]
@@ -114,6 +115,18 @@ def test_running_sums_follow_late_moves_and_zeros(store: Store) -> None:
                             .order_by(COUNTS.c.day)).all()
     assert [(d.toordinal() - DAY0, n, r) for d, n, r in rows] == [
         (0, 1, 1), (2, 4, 5), (9, 1, 6)]
+
+
+def test_view_ends_at_the_newest_event_not_at_a_future_deadline(store: Store) -> None:
+    """An open clock's over-limit and breach counters are dated after its deadline: the
+    view shows no figures for those days (as if time had passed with no events)."""
+    group = (0, "u1")
+    store.write_batch([], [], {
+        (m.CLOCKS, *group, DAY0, 0): 1, (m.WAITING, *group, DAY0, 0): 1,
+        (m.OVER, *group, DAY0 + 91, 0): 1, (m.BREACH, *group, DAY0 + 92, 0): 1}, [])
+    with store.engine.connect() as conn:
+        last = conn.execute(text(f"SELECT MAX(as_of) FROM {VIEW}")).scalar_one()
+    assert str(last) == date.fromordinal(DAY0).isoformat()
 
 
 @pytest.mark.parametrize("window", WINDOWS)

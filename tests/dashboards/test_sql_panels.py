@@ -20,6 +20,7 @@ from consumers.replay import Pipeline, replay
 from consumers.store import Store
 from dashboards import sqlpanels
 from dashboards.build import DASHBOARD_DIR
+from models.calendar import local_day
 from models.clocks import Rules
 from models.indicators import INDICATOR_IDS, INDICATORS
 from models.measures import Period, Row, arrange
@@ -83,8 +84,12 @@ def run(s: Store, sql: str) -> list[dict[str, Any]]:
 
 
 def newest_day(s: Store) -> date:
+    """The view's last day: the day of the newest event (what `query` defaults to)."""
     with s.engine.connect() as conn:
-        return conn.execute(text("SELECT MAX(last_day) FROM count_groups")).scalar_one()
+        last = conn.execute(text("SELECT MAX(last_day) FROM count_groups")).scalar_one()
+    newest = s.newest_event_us()
+    assert newest is not None and last == date.fromordinal(local_day(newest))
+    return last
 
 
 def month_figures(s: Store, month: date, newest: date) -> dict[tuple[str, str], Row]:
