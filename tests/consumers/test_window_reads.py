@@ -4,6 +4,7 @@ arithmetic (models.measures) under any sequence of counter moves, on SQLite and 
 from __future__ import annotations
 
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -135,3 +136,12 @@ def test_view_is_empty_before_any_counter(store: Store, window: str) -> None:
         n = conn.execute(text(f"SELECT COUNT(*) FROM {VIEW} WHERE window_name = :w"),
                          {"w": window}).scalar_one()
     assert n == 0
+
+
+def test_docs_name_every_measure_and_view_column(store: Store) -> None:
+    doc = (Path(__file__).parents[2] / "docs" / "sql.md").read_text(encoding="utf-8")
+    with store.engine.connect() as conn:
+        columns = list(conn.execute(text(f"SELECT * FROM {VIEW} LIMIT 0")).keys())
+    assert len(columns) == 17
+    for name in (*m.MEASURE_NAMES, *columns, *WINDOWS):
+        assert f"`{name}`" in doc, name
