@@ -125,9 +125,9 @@ class Store:
 
     def _create_or_migrate(self) -> None:
         """The schema; a store written before running sums gets them computed once."""
-        old = inspect(self.engine).get_columns("daily_counts") if inspect(
-            self.engine).has_table("daily_counts") else None
-        migrate = old is not None and "running" not in {c["name"] for c in old}
+        schema = inspect(self.engine)
+        migrate = schema.has_table("daily_counts") and "running" not in {
+            c["name"] for c in schema.get_columns("daily_counts")}
         if migrate:
             with self.engine.begin() as conn:
                 conn.execute(text("ALTER TABLE daily_counts ADD COLUMN running BIGINT"))

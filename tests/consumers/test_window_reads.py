@@ -145,3 +145,24 @@ def test_docs_name_every_measure_and_view_column(store: Store) -> None:
     assert len(columns) == 17
     for name in (*m.MEASURE_NAMES, *columns, *WINDOWS):
         assert f"`{name}`" in doc, name
+
+
+def test_a_store_from_before_running_sums_is_migrated_on_open(store: Store) -> None:
+    moves = {(m.CLOCKS, 0, "u1", DAY0, 0): 3, (m.WAITING, 0, "u1", DAY0, 0): 3,
+             (m.WAITING_END, 0, "u1", DAY0 + 4, 0): 1, (m.COMPLETED, 0, "u1", DAY0 + 4, 0): 1,
+             (m.WITHIN, 0, "u1", DAY0 + 4, 0): 1, (m.OVER, 0, "u1", DAY0 + 91, 0): 2}
+    store.write_batch([], [], moves, [])
+    period = Period(DAY0 + 2, DAY0 + 6, DAY0 + 6)
+    before = store.per_unit(period)
+    with store.engine.begin() as conn:  # the schema as it was
+        conn.execute(text(f"DROP VIEW {VIEW}"))
+        conn.execute(text("DROP TABLE count_groups"))
+        conn.execute(text("ALTER TABLE daily_counts DROP COLUMN running"))
+    again = Store(store.url)
+    try:
+        assert again.per_unit(period) == before == _expected(moves, period)
+        with again.engine.connect() as conn:
+            last = conn.execute(text(f"SELECT MAX(as_of) FROM {VIEW}")).scalar_one()
+        assert str(last) == date.fromordinal(DAY0 + 4).isoformat()
+    finally:
+        again.engine.dispose()
