@@ -113,7 +113,7 @@ def _ratio(num: str, den: str) -> str:
 
 def view_sql(dialect: str) -> str:
     """CREATE VIEW window_counts: the rows of `vardgaranti query` for every stored day and
-    window, region-wide (`ALL`) first. Filter on as_of and window_name."""
+    window, with a region-wide (`ALL`) row per indicator. Filter on as_of and window_name."""
     if dialect == "postgresql":
         calendar = ("SELECT d::date AS as_of FROM generate_series("
                     "(SELECT MIN(first_day) FROM count_groups), "
