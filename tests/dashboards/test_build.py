@@ -10,6 +10,7 @@ from typing import Any
 
 import yaml
 
+from consumers.sqlviews import READER_ROLE
 from dashboards import build, sqlpanels
 from dashboards.alerts import MIN_CASES
 from models.indicators import INDICATORS
@@ -165,9 +166,9 @@ def test_datasource_provisioning_matches_dashboards() -> None:
     by_uid = {d["uid"]: d for d in ds["datasources"]}
     assert by_uid["prometheus"]["url"] == "http://prometheus:9090"
     pg = by_uid["postgres"]
-    assert pg["url"] == "postgres:5432" and pg["user"] == "vardgaranti"
+    assert pg["url"] == "postgres:5432" and pg["user"] == READER_ROLE
     assert pg["jsonData"]["database"] == "vardgaranti"
-    assert pg["secureJsonData"]["password"] == "$__env{POSTGRES_PASSWORD}"
+    assert pg["secureJsonData"]["password"] == "$__env{GRAFANA_DB_PASSWORD}"
     used = set()
     for board in _boards().values():
         for p in board["panels"]:
