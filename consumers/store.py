@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import (
     Connection,
+    Date,
     Engine,
     and_,
     bindparam,
@@ -20,6 +21,7 @@ from sqlalchemy import (
     delete,
     event,
     func,
+    inspect,
     or_,
     select,
     text,
@@ -29,19 +31,33 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import SQLModel, create_engine
 
+from consumers import sqlviews
 from consumers.deadletter import DeadLetter
+from consumers.running import with_running
 from models.calendar import from_micros
 from models.clocks import ClockView, Fact
 from models.indicators import INDICATORS, ORDER
 from models.measures import MEASURE_NAMES, Key, Period, Row
-from models.tables import OPEN_END, ClockRow, DailyCount, DeadLetterRow, EventRow, NoticeRow
+from models.tables import (
+    AHEAD_MEASURES,
+    OPEN_END,
+    ClockRow,
+    CountGroup,
+    DailyCount,
+    DeadLetterRow,
+    EventRow,
+    NoticeRow,
+)
 from models.worklist import AtRisk
 
 EVENTS = EventRow.__table__  # type: ignore[attr-defined]
 CLOCKS = ClockRow.__table__  # type: ignore[attr-defined]
 COUNTS = DailyCount.__table__  # type: ignore[attr-defined]
+GROUPS = CountGroup.__table__  # type: ignore[attr-defined]
 DEAD = DeadLetterRow.__table__  # type: ignore[attr-defined]
 NOTICES = NoticeRow.__table__  # type: ignore[attr-defined]
+COUNT_KEY = ("indicator", "unit_id", "measure", "day", "until_day")
+sqlviews.register(SQLModel.metadata)
 
 
 class StoreError(Exception):
@@ -57,7 +73,21 @@ def _counter_row(key: Key, count: int) -> dict[str, Any]:
         "day": date.fromordinal(day),
         "until_day": date.fromordinal(until) if until else OPEN_END,
         "count": count,
+        "running": None,  # set by consumers.running for the summed measures
     }
+
+
+def _group_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """count_groups rows of a batch's counters: each indicator × unit and the days of
+    the events behind them."""
+    days: dict[tuple[str, str], tuple[date, date]] = {}
+    for r in rows:
+        if r["indicator"] and r["measure"] not in AHEAD_MEASURES:
+            key = (r["indicator"], r["unit_id"])
+            lo, hi = days.get(key, (r["day"], r["day"]))
+            days[key] = (min(lo, r["day"]), max(hi, r["day"]))
+    return [{"indicator": i, "unit_id": u, "first_day": lo, "last_day": hi}
+            for (i, u), (lo, hi) in days.items()]
 
 
 def _clock_row(case_id: str, c: ClockView) -> dict[str, Any]:
@@ -79,7 +109,7 @@ class Store:
     def __init__(self, url: str) -> None:
         self.url = url
         try:
-            self.engine: Engine = create_engine(url, pool_pre_ping=True)
+            self.engine: Engine = create_engine(url, pool_pre_ping=True, **_connect_args(url))
         except (SQLAlchemyError, ImportError, ValueError) as exc:
             raise StoreError(f"database URL '{_safe(url)}': {exc}") from None
         if self.engine.dialect.name == "sqlite":
@@ -87,11 +117,31 @@ class Store:
         elif self.engine.dialect.name != "postgresql":
             raise StoreError(f"database URL '{_safe(url)}': only SQLite and PostgreSQL")
         try:
-            SQLModel.metadata.create_all(self.engine)
+            self._create_or_migrate()
         except SQLAlchemyError as exc:
             raise StoreError(
                 f"cannot open the store at '{_safe(url)}': {_first_line(exc)}"
             ) from None
+
+    def _create_or_migrate(self) -> None:
+        """The schema; a store written before running sums gets them computed once."""
+        schema = inspect(self.engine)
+        migrate = schema.has_table("daily_counts") and "running" not in {
+            c["name"] for c in schema.get_columns("daily_counts")}
+        if migrate:
+            with self.engine.begin() as conn:
+                conn.execute(text("ALTER TABLE daily_counts ADD COLUMN running BIGINT"))
+        SQLModel.metadata.create_all(self.engine)
+        if migrate:
+            with self.engine.begin() as conn:
+                conn.execute(GROUPS.insert().from_select(
+                    ["indicator", "unit_id", "first_day", "last_day"],
+                    select(COUNTS.c.indicator, COUNTS.c.unit_id, func.min(COUNTS.c.day),
+                           func.max(COUNTS.c.day))
+                    .where(COUNTS.c.indicator != "",
+                           COUNTS.c.measure.not_in(AHEAD_MEASURES))
+                    .group_by(COUNTS.c.indicator, COUNTS.c.unit_id)))
+                conn.execute(text(sqlviews.SUM_ALL))
 
     def _insert(self, table: Any) -> Any:
         dialect = postgresql if self.engine.dialect.name == "postgresql" else sqlite
@@ -158,21 +208,40 @@ class Store:
                         set_={c: stmt.excluded[c] for c in clock_rows[0]
                               if c not in ("case_id", "indicator")},
                     ), clock_rows)
-                if live:
-                    stmt = self._insert(COUNTS)
-                    self._many(conn, stmt.on_conflict_do_update(
-                        index_elements=["indicator", "unit_id", "measure", "day", "until_day"],
-                        set_={"count": stmt.excluded["count"]},
-                    ), live)
-                if gone:  # a counter back at zero: no row, as if it had never moved
-                    conn.execute(delete(COUNTS).where(and_(
-                        *(COUNTS.c[k] == bindparam(k) for k in
-                          ("indicator", "unit_id", "measure", "day", "until_day"))
-                    )), gone)
+                if live or gone:
+                    self._write_counts(conn, live, gone)
                 if dead_rows:
                     conn.execute(self._insert(DEAD).on_conflict_do_nothing(), dead_rows)
         except SQLAlchemyError as exc:
             raise StoreError(f"writing to the store failed: {_first_line(exc)}") from None
+
+    def _write_counts(self, conn: Connection, live: list[dict[str, Any]],
+                      gone: list[dict[str, Any]]) -> None:
+        """Upsert the moved counters with the running sums of their series
+        (consumers/running.py); counters back at zero go, as if they had never moved."""
+        rows = with_running(conn, COUNTS, live, gone)
+        if rows:
+            stmt = self._insert(COUNTS)
+            self._many(conn, stmt.on_conflict_do_update(
+                index_elements=list(COUNT_KEY),
+                set_={"count": stmt.excluded["count"], "running": stmt.excluded["running"]},
+            ), rows)
+        groups = _group_rows(live)
+        if groups:
+            stmt = self._insert(GROUPS)
+            conn.execute(stmt.on_conflict_do_update(
+                index_elements=["indicator", "unit_id"],
+                set_={
+                    "first_day": case((stmt.excluded.first_day < GROUPS.c.first_day,
+                                       stmt.excluded.first_day), else_=GROUPS.c.first_day),
+                    "last_day": case((stmt.excluded.last_day > GROUPS.c.last_day,
+                                      stmt.excluded.last_day), else_=GROUPS.c.last_day),
+                },
+            ), groups)
+        if gone:
+            conn.execute(delete(COUNTS).where(and_(
+                *(COUNTS.c[k] == bindparam(f"k_{k}") for k in COUNT_KEY))),
+                [{f"k_{k}": r[k] for k in COUNT_KEY} for r in gone])
 
     def write_notices(self, notices: Iterable[Mapping[str, Any]]) -> None:
         """Breach and at-risk notices (streaming mode), each kept once by its id."""
@@ -202,45 +271,24 @@ class Store:
         return int(value) if value is not None else None
 
     def per_unit(self, period: Period, indicator: str | None = None) -> dict[tuple[int, str], Row]:
-        """The same arithmetic as models.measures.accumulate, done by the database."""
-        c = COUNTS.c
-        first, last, snap = (date.fromordinal(d) for d in (period.first, period.last,
-                                                            period.as_of))
-
-        def total(*conds: Any) -> Any:
-            return func.coalesce(func.sum(case((and_(*conds), c.count), else_=0)), 0)
-
-        def m(name: str) -> Any:
-            return c.measure == name
-
-        in_period = and_(c.day >= first, c.day <= last)
-        still = c.until_day > snap
-        query = (
-            select(
-                c.indicator, c.unit_id,
-                total(m("clocks")),
-                total(m("completed"), in_period),
-                total(m("within"), in_period),
-                total(m("waiting")) - total(m("waiting_end")),
-                total(m("over")) - total(m("over_end")),
-                total(m("paused"), in_period, still),
-                total(m("excluded"), in_period, still),
-                total(m("cancelled"), in_period, still),
-            )
-            .where(c.day <= snap, c.indicator != "")
-            .group_by(c.indicator, c.unit_id)
-        )
+        """The rows of models.measures.accumulate that have a clock, by index seeks
+        (consumers/sqlviews.py): the cost does not grow with the stored history."""
+        query = text(sqlviews.unit_rows(indicator is not None)).bindparams(
+            *(bindparam(k, type_=Date) for k in ("first", "last", "snap")))
+        params: dict[str, Any] = {
+            k: date.fromordinal(d)
+            for k, d in (("first", period.first), ("last", period.last), ("snap", period.as_of))
+        }
         if indicator is not None:
-            query = query.where(c.indicator == indicator)
+            params["indicator"] = indicator
         out: dict[tuple[int, str], Row] = {}
         with self.engine.connect() as conn:
-            for ind, unit, clocks, done, within, waiting, over, paused, excl, canc in (
-                conn.execute(query)
-            ):
-                out[(ORDER[ind], unit)] = Row(
-                    ind, unit, completed=int(done), completed_within=int(within),
-                    waiting=int(waiting), waiting_over_limit=int(over), paused=int(paused),
-                    excluded=int(excl), cancelled=int(canc), clocks=int(clocks),
+            for r in conn.execute(query, params).mappings():
+                if r["clocks"] <= 0:
+                    continue
+                out[(ORDER[r["indicator"]], r["unit_id"])] = Row(
+                    r["indicator"], r["unit_id"], clocks=int(r["clocks"]),
+                    **{c: int(r[c]) for c in sqlviews.COUNT_COLUMNS},
                 )
         return out
 
@@ -272,6 +320,17 @@ class Store:
         with self.engine.connect() as conn:
             rows = conn.execute(select(DEAD.c.reason, func.count()).group_by(DEAD.c.reason))
             return {reason: int(n) for reason, n in rows}
+
+
+def _connect_args(url: str) -> dict[str, Any]:
+    """PostgreSQL without JIT: it spent seconds compiling the window reads' many small
+    subqueries (each an index seek, nothing for JIT to speed up)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "postgresql":
+        return {}
+    given = parsed.query.get("options", "")  # the URL's own, e.g. a search_path
+    given = " ".join(given) if isinstance(given, tuple) else given
+    return {"connect_args": {"options": f"{given} -c jit=off".strip()}}
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

@@ -14,12 +14,12 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Final
 
+from dashboards import sqlpanels
 from dashboards.alerts import MIN_CASES, far_threshold
 from models.indicators import INDICATORS, Indicator
 
 DASHBOARD_DIR: Final = Path(__file__).resolve().parent
 DS_PROM: Final = {"type": "prometheus", "uid": "prometheus"}
-DS_PG: Final = {"type": "grafana-postgresql-datasource", "uid": "postgres"}
 WINDOWS: Final = ("month", "7d", "30d", "90d", "365d")
 TAG: Final = "vardgaranti"
 
@@ -336,6 +336,11 @@ def overview() -> Json:
             "year earlier; 'Resultat' are the published annual results; 'Mål' the target.",
         ))
         lay.newline()
+    panels += sqlpanels.history_panels(
+        lay, panel, [line_override("Mål", "red", True)] + [
+            line_override(s.legend, "text", s.cases == "waiting") for s in sqlpanels.HISTORY_SERIES
+            if s.years_back],
+        {**percent_defaults(), "custom": {"lineWidth": 2}}, timeseries_options(), INDICATORS)
     return dashboard(
         UIDS["overview"], "Vårdgaranti - region",
         "All seven care-guarantee indicators region-wide against their targets.",
@@ -430,31 +435,6 @@ def unit_drilldown() -> Json:
 
 WL_SEL: Final = _sel('indicator=~"$indicator"', 'unit=~"$unit"')
 
-DAILY_COUNTS_SQL: Final = """\
--- PROVISIONAL: the PostgreSQL schema (daily_counts) is not fixed yet; adjust this query
--- when it is. Completed measures only, summed per calendar month of `day`.
-SELECT
-  date_trunc('month', day)::date AS month,
-  indicator,
-  unit_id,
-  sum(count) FILTER (WHERE measure = 'completed_within') AS completed_within,
-  sum(count) FILTER (WHERE measure IN ('completed_within', 'completed_over')) AS completed,
-  CASE
-    WHEN sum(count) FILTER (WHERE measure IN ('completed_within', 'completed_over'))
-         >= $min_cases
-    THEN round(
-      (sum(count) FILTER (WHERE measure = 'completed_within'))::numeric
-      / sum(count) FILTER (WHERE measure IN ('completed_within', 'completed_over')), 4)
-  END AS completed_ratio
-FROM daily_counts
-WHERE indicator IN (${indicator:sqlstring})
-  AND unit_id IN (${unit:sqlstring})
-  AND $__timeFilter(day)
-GROUP BY 1, 2, 3
-ORDER BY 1 DESC, 2, 3
-"""
-
-
 def worklist() -> Json:
     lay = Layout()
     by = "indicator, unit"
@@ -517,14 +497,15 @@ def worklist() -> Json:
             options={**timeseries_options()},
         ),
         panel(
-            lay, "table", "Månadshistorik (PostgreSQL - PROVISORISKT schema)",
-            [{"datasource": DS_PG, "editorMode": "code", "format": "table",
-              "rawQuery": True, "rawSql": DAILY_COUNTS_SQL, "refId": "A"}],
-            w=24, h=10, datasource=DS_PG,
-            description="PROVISIONAL: reads daily_counts(indicator, unit_id, day, measure, "
-            "until_day, count) from the PostgreSQL store. The table's schema is not fixed "
-            "yet; until it is, this panel may show an error. Ratios below $min_cases cases "
-            "are empty.",
+            lay, "table", "Månadshistorik per enhet (PostgreSQL)",
+            [sqlpanels.sql_target("A", sqlpanels.MONTH_TABLE_SQL, "table")],
+            w=24, h=10, datasource=sqlpanels.DS_PG,
+            overrides=[{"matcher": {"id": "byRegexp",
+                                    "options": "Andel.*|Vårdgarantivärde|Mål"},
+                        "properties": [{"id": "unit", "value": "percentunit"},
+                                       {"id": "decimals", "value": 1}]}],
+            description="Per month, from the store (window_counts): completed in the month "
+            "and waiting at its last day. Ratios below $min_cases cases are empty.",
         ),
     ]
     variables = [

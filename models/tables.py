@@ -3,7 +3,9 @@
 `events` holds the facts of every case: the clock state is a function of them, so a replay
 can resume, a second log can follow the first, and re-running a log changes nothing
 (its ids are already there). `daily_counts` holds absolute counter values, written by
-upsert, so writes are idempotent.
+upsert, so writes are idempotent, and for every measure but the spans the running sum of its
+series up to that day, so a snapshot or a window is one or two index seeks per series
+(docs/sql.md). `count_groups` lists the indicator × unit pairs that have counters.
 """
 
 from __future__ import annotations
@@ -13,8 +15,18 @@ from datetime import date, datetime
 from sqlalchemy import BigInteger, Column, Index, SmallInteger
 from sqlmodel import Field, SQLModel
 
+from models.measures import BREACH, CANCELLED, EXCLUDED, MEASURE_NAMES, OVER, PAUSED
+
 # `until_day` of counters that are not spans, and of spans still running
 OPEN_END = date(9999, 12, 31)
+
+# Spans ([day, until) of a clock in a state) are read over the days of the period; every
+# other measure is one row per day and keeps a running sum.
+SPAN_MEASURES: tuple[str, ...] = tuple(MEASURE_NAMES[m] for m in (PAUSED, EXCLUDED, CANCELLED))
+SUMMED_MEASURES: tuple[str, ...] = tuple(m for m in MEASURE_NAMES if m not in SPAN_MEASURES)
+# Dated when they take effect (the day after a deadline), which for a clock still open is
+# after the newest event: they do not move a group's last day (the view's calendar).
+AHEAD_MEASURES: tuple[str, ...] = (MEASURE_NAMES[OVER], MEASURE_NAMES[BREACH])
 
 
 class EventRow(SQLModel, table=True):
@@ -55,6 +67,20 @@ class DailyCount(SQLModel, table=True):
     day: date = Field(primary_key=True)
     until_day: date = Field(primary_key=True, default=OPEN_END)
     count: int
+    # Σ count of the series (indicator, unit, measure) over days <= day; NULL for spans
+    running: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+
+
+class CountGroup(SQLModel, table=True):
+    """Every indicator × unit with counters, and the days they span: the groups a window
+    read seeks into, and the calendar of the `window_counts` view."""
+
+    __tablename__ = "count_groups"
+
+    indicator: str = Field(primary_key=True, max_length=32)
+    unit_id: str = Field(primary_key=True, max_length=64)
+    first_day: date
+    last_day: date
 
 
 class DeadLetterRow(SQLModel, table=True):

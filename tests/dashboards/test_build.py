@@ -10,7 +10,8 @@ from typing import Any
 
 import yaml
 
-from dashboards import build
+from consumers.sqlviews import READER_ROLE
+from dashboards import build, sqlpanels
 from dashboards.alerts import MIN_CASES
 from models.indicators import INDICATORS
 
@@ -102,7 +103,8 @@ def test_overview_has_every_indicator_against_its_target() -> None:
     text = json.dumps(board, ensure_ascii=False)
     for ind in INDICATORS:
         assert f'indicator=\\"{ind.id}\\"' in text
-        mine = [p for p in board["panels"] if p["title"].startswith(ind.name_sv + " - ")]
+        mine = [p for p in board["panels"] if p["title"].startswith(ind.name_sv + " - ")
+                and p["datasource"]["uid"] == "prometheus"]
         assert len(mine) == 3, ind.id
         stat = mine[0]
         steps = stat["fieldConfig"]["defaults"]["thresholds"]["steps"]
@@ -129,14 +131,25 @@ def test_small_cell_suppression() -> None:
     assert {"indicator", "unit", "min_cases"} <= set(var_names)
 
 
-def test_worklist_has_prometheus_tables_and_one_marked_postgres_panel() -> None:
+def test_worklist_has_prometheus_tables_and_the_monthly_postgres_table() -> None:
     board = _boards()["vardgaranti-worklist.json"]
     tables = [p for p in board["panels"] if p["type"] == "table"]
     pg = [p for p in tables if p["datasource"]["uid"] == "postgres"]
-    assert len(pg) == 1 and "PROVISORISKT" in pg[0]["title"]
-    assert "daily_counts" in pg[0]["targets"][0]["rawSql"]
+    assert len(pg) == 1 and pg[0]["targets"][0]["rawSql"] == sqlpanels.MONTH_TABLE_SQL
     assert any("vardgaranti_at_risk" in t["expr"] for p in tables if p not in pg
                for t in p["targets"])
+
+
+def test_overview_has_the_annual_report_chart_from_the_store_per_indicator() -> None:
+    board = _boards()["vardgaranti-overview.json"]
+    pg = [p for p in board["panels"] if p.get("datasource", {}).get("uid") == "postgres"]
+    assert [p["targets"] for p in pg] == [sqlpanels.history_targets(i) for i in INDICATORS]
+    legends = {s.legend for s in sqlpanels.HISTORY_SERIES}
+    assert {"Mål", "Vårdgarantivärde, förra året"} <= legends
+    for p in pg:  # a year back is the same query on the range a year earlier
+        sqls = [t["rawSql"] for t in p["targets"]]
+        assert all("window_counts" in q and "$__timeFrom()" in q for q in sqls)
+        assert sum("interval '1 year'" in q for q in sqls) == 2
 
 
 def test_panel_ids_unique_and_grid_fits() -> None:
@@ -153,9 +166,9 @@ def test_datasource_provisioning_matches_dashboards() -> None:
     by_uid = {d["uid"]: d for d in ds["datasources"]}
     assert by_uid["prometheus"]["url"] == "http://prometheus:9090"
     pg = by_uid["postgres"]
-    assert pg["url"] == "postgres:5432" and pg["user"] == "vardgaranti"
+    assert pg["url"] == "postgres:5432" and pg["user"] == READER_ROLE
     assert pg["jsonData"]["database"] == "vardgaranti"
-    assert pg["secureJsonData"]["password"] == "$__env{POSTGRES_PASSWORD}"
+    assert pg["secureJsonData"]["password"] == "$__env{GRAFANA_DB_PASSWORD}"
     used = set()
     for board in _boards().values():
         for p in board["panels"]:

@@ -30,6 +30,7 @@ DEPLOY_README = ROOT / "deploy" / "README.md"
 #: The variables a user must put in `.env` (no defaults), with values for the tests.
 SECRETS = {
     "POSTGRES_PASSWORD": "test-postgres-secret",
+    "GRAFANA_DB_PASSWORD": "test-grafana-db-secret",
     "GRAFANA_ADMIN_PASSWORD": "test-grafana-secret",
     "VARDGARANTI_API_TOKEN": "test-api-token",
 }

@@ -8,6 +8,7 @@ to find, and the stack publishes nothing beyond 127.0.0.1 except what deploy/REA
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import shutil
 import subprocess
@@ -20,6 +21,7 @@ import yaml
 from pydantic import ValidationError
 from sqlalchemy.engine import make_url
 
+from consumers.sqlviews import READABLE, READER_ROLE, VIEW
 from models.settings import Settings
 from tests.deploy.compose import (
     DEPLOY_README,
@@ -116,6 +118,7 @@ def test_every_other_variable_has_a_default(compose: Compose) -> None:
 
 def test_passwords_come_only_from_the_secrets(compose: Compose) -> None:
     password_vars = {"POSTGRES_PASSWORD": "POSTGRES_PASSWORD", "PGPASSWORD": "POSTGRES_PASSWORD",
+                     "GRAFANA_DB_PASSWORD": "GRAFANA_DB_PASSWORD",
                      "GF_SECURITY_ADMIN_PASSWORD": "GRAFANA_ADMIN_PASSWORD",
                      "VARDGARANTI_API_TOKEN": "VARDGARANTI_API_TOKEN"}
     seen = set()
@@ -127,9 +130,9 @@ def test_passwords_come_only_from_the_secrets(compose: Compose) -> None:
                     f"{service}: {key} must be ${{{secret}:?…}} (required, no default), "
                     f"not {value!r}")
                 seen.add((service, key))
-    assert {("postgres", "POSTGRES_PASSWORD"), ("grafana", "POSTGRES_PASSWORD"),
-            ("sink", "PGPASSWORD"), ("grafana", "GF_SECURITY_ADMIN_PASSWORD"),
-            ("worker", "VARDGARANTI_API_TOKEN")} <= seen
+    assert {("postgres", "POSTGRES_PASSWORD"), ("postgres", "GRAFANA_DB_PASSWORD"),
+            ("grafana", "GRAFANA_DB_PASSWORD"), ("sink", "PGPASSWORD"),
+            ("grafana", "GF_SECURITY_ADMIN_PASSWORD"), ("worker", "VARDGARANTI_API_TOKEN")} <= seen
 
 
 def test_grafana_admin_password_is_never_the_default(compose: Compose) -> None:
@@ -463,9 +466,28 @@ def test_grafana_datasources_point_at_services(compose: Compose) -> None:
                 assert grafana_env.get(name), f"grafana has no {name} for {d['name']}"
         if d["type"] == "grafana-postgresql-datasource":
             pg = compose.env(str(host))
-            assert d["user"] == pg["POSTGRES_USER"], "Grafana's PostgreSQL user"
+            assert d["user"] == READER_ROLE, "Grafana reads as the read-only role"
             assert d["jsonData"]["database"] == pg["POSTGRES_DB"]
-            assert grafana_env["POSTGRES_PASSWORD"] == pg["POSTGRES_PASSWORD"]
+            assert d["secureJsonData"]["password"] == "$__env{GRAFANA_DB_PASSWORD}"
+            assert grafana_env["GRAFANA_DB_PASSWORD"] == pg["GRAFANA_DB_PASSWORD"]
+            assert "POSTGRES_PASSWORD" not in grafana_env, "the owner's password in Grafana"
+
+
+def test_postgres_creates_the_read_only_role_grafana_uses(compose: Compose) -> None:
+    """The init script, mounted where the image runs it on the first start, makes the role
+    the data source names, read-only, with the password compose hands the two services."""
+    mounts = {m.target: m for m in compose.mounts("postgres")}
+    init = mounts["/docker-entrypoint-initdb.d"]
+    assert init.read_only
+    scripts = sorted((ROOT / init.source).glob("*.sh"))
+    assert scripts and all(os.access(p, os.X_OK) for p in scripts)
+    script = "\n".join(p.read_text() for p in scripts)
+    assert f"CREATE ROLE {READER_ROLE} LOGIN PASSWORD :'reader_password'" in script
+    assert 'reader_password="$GRAFANA_DB_PASSWORD"' in script
+    assert f"ALTER ROLE {READER_ROLE} SET default_transaction_read_only = on" in script
+    assert "GRANT SELECT" not in script  # the store grants what the role may read
+    assert set(READABLE) == {VIEW, "count_groups", "daily_counts"}
+    assert compose.env("postgres")["GRAFANA_DB_PASSWORD"] == SECRETS["GRAFANA_DB_PASSWORD"]
 
 
 # ---------------------------------------------------------------- Compose itself, if present
