@@ -161,14 +161,18 @@ def api(ctx: Context) -> StepResult:
     from fastapi.testclient import TestClient
     from prometheus_client.registry import CollectorRegistry
 
+    from models.live import LiveView
     from web.api import create_app
+    from web.reads import LiveSource
 
     as_of = date(ctx.year, 12, 31)
     figures: list[Figure] = []
     data: dict[str, Any] = {}
     for name, url in _backends(ctx):
         store, _ = stored_year(url, ctx.year)
-        client = TestClient(create_app(store, CollectorRegistry(), lambda: as_of))
+        view = LiveView()  # no live figures: every period is asked of the store
+        source = LiveSource(view, store.per_unit, store.ping)
+        client = TestClient(create_app(source, CollectorRegistry(), lambda: as_of))
         samples: list[float] = []
         for _ in range(REPEATS):
             for window, indicator in _cases():
@@ -190,12 +194,14 @@ def metrics(ctx: Context) -> StepResult:
     from prometheus_client import generate_latest
 
     from models.calendar import TZ, to_micros
-    from web.metrics import MetricsSnapshot, registry_for
+    from models.live import LiveView
+    from web.metrics import registry_for, snapshot_of
 
     counts = dict(counters(ctx.year))
-    watermark = to_micros(datetime.combine(date(ctx.year, 12, 31), dtime(23), tzinfo=TZ))
-    snapshot = MetricsSnapshot(counts=counts.items(), watermark_us=watermark)
-    registry = registry_for(lambda: snapshot)
+    view = LiveView()
+    view.apply(counts.items())
+    view.advance(to_micros(datetime.combine(date(ctx.year, 12, 31), dtime(23), tzinfo=TZ)))
+    registry = registry_for(lambda: snapshot_of(view, {}, {}, 0, None))
     samples: list[float] = []
     body = b""
     for _ in range(5):

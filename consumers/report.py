@@ -8,16 +8,17 @@ from __future__ import annotations
 
 import gc
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from consumers.deadletter import DeadLetter, DeadLetterFile
 from consumers.logs import read_lines
 from models.calendar import local_day
-from models.clocks import Rules, to_fact
+from models.clocks import Rules
 from models.engine import Engine
-from models.events import DUPLICATE, Rejection, parse_event
+from models.events import DUPLICATE
+from models.ingest import Ingested, ingest
 from models.measures import ANOMALY_REASONS, INCONSISTENT, ORPHAN, Period, Row, rows_for
 
 ProgressFn = Callable[[int], None]
@@ -40,6 +41,13 @@ class Report:
     stats: ReportStats
 
 
+def ingested(paths: Iterable[Path]) -> Iterator[Ingested | DeadLetter]:
+    """Every line of the logs through the one ingest step."""
+    for path in paths:
+        for lineno, raw in read_lines(path):
+            yield ingest(raw, f"{path}:{lineno}")
+
+
 def build_report(
     paths: Iterable[Path],
     period: Period,
@@ -55,22 +63,20 @@ def build_report(
     dead = dead or DeadLetterFile(None)
     stats = ReportStats()
     engine = Engine(rules or Rules(), keep_clocks=False)  # the report reads counters only
-    for path in paths:
-        for lineno, raw in read_lines(path):
-            stats.lines += 1
-            if stats.lines % PROGRESS_EVERY == 0:
-                # what was read so far lives until the end: keep the collector off it
-                gc.freeze()
-                if progress is not None:
-                    progress(stats.lines)
-            event = parse_event(raw)
-            if isinstance(event, Rejection):
-                stats.rejected[event.reason] += 1
-                dead.add(DeadLetter.of(f"{path}:{lineno}", event.reason, event.message, raw))
-                continue
-            stats.events += 1
-            stats.by_type[event["type"]] += 1
-            engine.add(event["case_id"], to_fact(event))
+    for got in ingested(paths):
+        stats.lines += 1
+        if stats.lines % PROGRESS_EVERY == 0:
+            # what was read so far lives until the end: keep the collector off it
+            gc.freeze()
+            if progress is not None:
+                progress(stats.lines)
+        if isinstance(got, DeadLetter):
+            stats.rejected[got.reason] += 1
+            dead.add(got)
+            continue
+        stats.events += 1
+        stats.by_type[got.type] += 1
+        engine.add(got.case_id, got.fact)
     if progress is not None:
         progress(stats.lines)
     if phase is not None:

@@ -20,7 +20,6 @@ from sqlalchemy import (
     delete,
     event,
     func,
-    or_,
     select,
     text,
 )
@@ -35,7 +34,6 @@ from models.clocks import ClockView, Fact
 from models.indicators import INDICATORS, ORDER
 from models.measures import MEASURE_NAMES, Key, Period, Row
 from models.tables import OPEN_END, ClockRow, DailyCount, DeadLetterRow, EventRow, NoticeRow
-from models.worklist import AtRisk
 
 EVENTS = EventRow.__table__  # type: ignore[attr-defined]
 CLOCKS = ClockRow.__table__  # type: ignore[attr-defined]
@@ -243,30 +241,6 @@ class Store:
                     excluded=int(excl), cancelled=int(canc), clocks=int(clocks),
                 )
         return out
-
-    def at_risk(
-        self, today: date, indicator: str | None = None, unit: str | None = None,
-        limit: int = 1000,
-    ) -> list[AtRisk]:
-        """Open clocks due within their indicator's at-risk horizon, soonest first."""
-        c = CLOCKS.c
-        horizon = or_(*(
-            and_(c.indicator == ind.id,
-                 c.deadline <= date.fromordinal(today.toordinal() + ind.at_risk_days))
-            for ind in INDICATORS
-        ))
-        query = select(CLOCKS).where(c.state == "open", c.deadline >= today, horizon)
-        if indicator is not None:
-            query = query.where(c.indicator == indicator)
-        if unit is not None:
-            query = query.where(c.unit_id == unit)
-        query = query.order_by(c.deadline, c.indicator, c.unit_id, c.case_id).limit(limit)
-        with self.engine.connect() as conn:
-            return [
-                AtRisk(r.case_id, r.indicator, r.unit_id, r.started_at.isoformat(),
-                       r.deadline.isoformat(), (r.deadline - today).days, r.patient_ref)
-                for r in conn.execute(query)
-            ]
 
     def dead_letter_counts(self) -> dict[str, int]:
         with self.engine.connect() as conn:

@@ -19,46 +19,17 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
+from models.casestate import CaseState, Delta, Facts, as_tuple
 from models.clocks import ClockView, Fact, Outcome, Rules, evaluate, lone_views
-from models.indicators import INDICATORS
 from models.measures import Key
 
-AT_RISK_DAYS = tuple(i.at_risk_days for i in INDICATORS)
+__all__ = ["Delta", "Engine", "counts_of"]
 
-Delta = tuple[Key, int]
-# A case's facts: a lone fact bare (most open clocks), else a sorted tuple
-Facts = Fact | tuple[Fact, ...]
 _FLUSH = 1 << 16  # keys gathered before they are folded into the running difference
 
 
-class Case:
-    """One case: its facts, sorted at each settle, and the clock views they gave then.
-
-    The views of a lone fact are not kept (None): rebuilding them is one small evaluation.
-    """
-
-    __slots__ = ("_clocks", "_facts")
-
-    def __init__(self, fact: Fact) -> None:
-        self._facts: Facts = fact
-        self._clocks: ClockView | tuple[ClockView, ...] | None = None
-
-    @property
-    def facts(self) -> list[Fact]:
-        return _as_list(self._facts)
-
-
 def _as_list(facts: Facts | None) -> list[Fact]:
-    if facts is None:
-        return []
-    return [facts] if isinstance(facts, Fact) else list(facts)
-
-
-def diff(old: Iterable[Key], new: Iterable[Key]) -> list[Delta]:
-    """The counter changes that turn the `old` contributions into the `new` ones."""
-    change: Counter[Key] = Counter(new)
-    change.subtract(old)
-    return [(k, n) for k, n in change.items() if n]
+    return list(as_tuple(facts))
 
 
 @dataclass
@@ -67,7 +38,7 @@ class Engine:
 
     rules: Rules = field(default_factory=Rules)
     allowed_lateness_us: int = 0
-    cases: dict[str, Case] = field(default_factory=dict)
+    cases: dict[str, CaseState] = field(default_factory=dict)
     newest_us: int | None = None
     duplicates: int = 0
     # keep the clock views of settled cases (the worklist and the clocks table read them);
@@ -87,22 +58,14 @@ class Engine:
         """File a fact; False if its id was already seen in the case (the first one stands)."""
         case = self.cases.get(case_id)
         if case is None:
-            self.cases[case_id] = Case(fact)
+            self.cases[case_id] = CaseState(facts=fact)
             self._before.setdefault(case_id, None)
         else:
             facts = case._facts
-            eid = fact.event_id
-            if isinstance(facts, Fact):
-                if facts.event_id == eid:
-                    self.duplicates += 1
-                    return False
-                case._facts = (facts, fact)
-            else:
-                for f in facts:
-                    if f.event_id == eid:
-                        self.duplicates += 1
-                        return False
-                case._facts = (*facts, fact)
+            if case.has(fact.event_id):
+                self.duplicates += 1
+                return False
+            case.file(fact)
             if case_id not in self._before:
                 self._before[case_id] = facts
         if self.newest_us is None or fact.ts > self.newest_us:
@@ -128,15 +91,12 @@ class Engine:
             case = self.cases[case_id]
             if before is not None:  # a case cut in two by a batch boundary: evaluated twice
                 old += _evaluate(before, rules).keys
-            facts = case._facts
-            if isinstance(facts, Fact):
-                outcome = evaluate((facts,), rules, views=clocks_out is not None)
+            if isinstance(case._facts, Fact):
+                outcome = evaluate((case._facts,), rules, views=clocks_out is not None)
             else:
-                facts = case._facts = tuple(sorted(facts))
-                outcome = evaluate(facts, rules, views=want_views)
+                outcome = evaluate(case.sorted(), rules, views=want_views)
                 if self.keep_clocks:
-                    views = outcome.clocks
-                    case._clocks = views[0] if len(views) == 1 else tuple(views)
+                    case.keep(outcome.clocks)
             new += outcome.keys
             if clocks_out is not None:
                 clocks_out.extend((case_id, v) for v in outcome.clocks)
@@ -185,7 +145,7 @@ class Engine:
         if isinstance(before, Fact):
             return lone_views(before, self.rules)
         if views is None:  # not kept: one evaluation rebuilds them
-            return evaluate(before, self.rules).clocks
+            return evaluate(as_tuple(before), self.rules).clocks
         return [views] if isinstance(views, ClockView) else list(views)
 
     def clocks(self) -> Iterator[tuple[str, ClockView]]:
@@ -205,15 +165,6 @@ class Engine:
 
 def _evaluate(facts: Facts, rules: Rules) -> Outcome:
     return evaluate((facts,) if isinstance(facts, Fact) else facts, rules, views=False)
-
-
-def at_risk_counts(clocks: Iterable[ClockView], today: int) -> Counter[tuple[int, str]]:
-    """Open clocks due within their indicator's at-risk horizon, per (indicator, unit)."""
-    out: Counter[tuple[int, str]] = Counter()
-    for c in clocks:
-        if c.state == "open" and 0 <= c.deadline - today <= AT_RISK_DAYS[c.indicator]:
-            out[(c.indicator, c.unit)] += 1
-    return out
 
 
 def counts_of(engine: Engine) -> Counter[Key]:

@@ -57,7 +57,7 @@ def wire(monitor: Monitor) -> Worker:
 
     async def serve() -> None:
         token = settings.api_token.get_secret_value() if settings.api_token else None
-        api = create_app(worker, registry_for(worker.snapshot), worker.today, token)
+        api = create_app(worker.source(), registry_for(worker.snapshot), worker.today, token)
         config = uvicorn.Config(api, host=settings.http_host, port=settings.http_port,
                                 log_level="warning", access_log=False)
         log.info("serving /metrics and the API on %s:%d", settings.http_host,

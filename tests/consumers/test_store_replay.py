@@ -14,7 +14,9 @@ from sqlalchemy import select
 from consumers.replay import Pipeline, replay
 from consumers.report import build_report
 from consumers.store import COUNTS, DEAD, Store
+from models.calendar import end_of_day_micros
 from models.clocks import Rules
+from models.indicators import ORDER
 from models.measures import WINDOWS, Period, arrange, window_first
 from tests.support.events import ev
 
@@ -137,7 +139,7 @@ def test_second_log_continues_the_first(store: Store, tmp_path: Path) -> None:
     assert [r.as_dict() for r in arrange(store.per_unit(period))] == expected
 
 
-def test_at_risk_worklist(store: Store, tmp_path: Path) -> None:
+def test_worklist_from_the_live_view(store: Store, tmp_path: Path) -> None:
     log = write_log(tmp_path / "r.jsonl", [
         {**ev("referral.issued", "soon", "2024-01-02T10:00:00+01:00", "u1",
               pathway="specialist"), "patient_ref": "p-1"},  # deadline 1 April
@@ -145,11 +147,19 @@ def test_at_risk_worklist(store: Store, tmp_path: Path) -> None:
         ev("referral.issued", "done", "2024-01-02T10:00:00+01:00", "u1", pathway="specialist"),
         ev("visit.completed", "done", "2024-03-01T10:00:00+01:00", "u1"),
     ])
-    run(store, log)
-    worklist = store.at_risk(date(2024, 3, 30))
-    assert [(w.case_id, w.days_left, w.patient_ref) for w in worklist] == [("soon", 2, "p-1")]
-    assert store.at_risk(date(2024, 3, 29)) == []  # 3 days left: not yet
-    assert store.at_risk(date(2024, 4, 2)) == []  # past the deadline: breached, not at risk
+    view = run(store, log).view  # restored from the store too: the same worklist
+    for again in (view, Pipeline.restore(store, Rules()).view):
+        again.advance(end_of_day_micros(date(2024, 3, 29).toordinal()))
+        assert again.worklist() == []  # 3 days left: not yet
+        again.advance(end_of_day_micros(date(2024, 3, 30).toordinal()))
+        assert [(w.case_id, w.days_left, w.patient_ref) for w in again.worklist()] == [
+            ("soon", 2, "p-1")]
+        assert again.at_risk_counts() == {(ORDER["besok_90"], "u1"): 1}
+        again.advance(end_of_day_micros(date(2024, 4, 2).toordinal()))
+        # past the deadline: still on the worklist, with the days over, and no longer at risk
+        assert [(w.case_id, w.days_left, w.days_over) for w in again.worklist()] == [
+            ("soon", -1, 1)]
+        assert again.at_risk_counts() == {}
 
 
 def test_example_log_round_trip(store: Store) -> None:
