@@ -32,6 +32,7 @@ class ReportStats:
     by_type: Counter[str] = field(default_factory=Counter)
     rejected: Counter[str] = field(default_factory=Counter)
     ignored: Counter[str] = field(default_factory=Counter)  # duplicate, inconsistent, orphan
+    newest_day: int | None = None  # local date of the newest event
 
 
 @dataclass
@@ -82,6 +83,8 @@ def build_report(
     if phase is not None:
         phase("evaluating cases")
     counts = engine.settle()  # from nothing: the deltas are the counters
+    if engine.newest_us is not None:
+        stats.newest_day = local_day(engine.newest_us)
     if engine.duplicates:
         stats.ignored[DUPLICATE] = engine.duplicates
     for case_id, anomalies in engine.anomalies.items():

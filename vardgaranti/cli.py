@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, NoReturn
 
 from rich.console import Console
 
-from models.indicators import INDICATOR_IDS
+from models.indicators import INDICATOR_IDS, REGION_UNIT
 from models.measures import WINDOWS, Period, Row
 from models.settings import Settings
 
@@ -78,8 +78,15 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
             )
         except LogError as exc:
             raise UsageError(str(exc)) from None
+    if not report.rows and args.unit not in (None, REGION_UNIT):
+        raise UsageError(f"--unit: '{args.unit}' has no clock in these logs")
     _emit(args.format, _header(period), report.rows)
     s = report.stats
+    if s.newest_day is not None and period.as_of > s.newest_day:
+        # the contract's snapshot is the end of --as-of; say that no event came after this
+        stderr.print(f"note: --as-of {date.fromordinal(period.as_of)} is after the newest "
+                     f"event's date {date.fromordinal(s.newest_day)}: the figures assume "
+                     "nothing happened since")
     summary = f"{s.lines} lines, {s.events} events"
     if s.rejected:
         summary += "; rejected: " + ", ".join(f"{k} {v}" for k, v in sorted(s.rejected.items()))
@@ -276,6 +283,19 @@ def window_period(
         raise UsageError(str(exc)) from None
 
 
+def known_until(store: Store, period: Period) -> None:
+    """Refuses a snapshot after the newest stored event: nothing is known about it."""
+    from models.calendar import local_day
+
+    newest = store.newest_event_us()
+    if newest is None:
+        raise UsageError("the store is empty: run `vardgaranti replay FILE…` first")
+    last = date.fromordinal(local_day(newest))
+    if period.as_of > last.toordinal():
+        raise UsageError(f"--as-of: {date.fromordinal(period.as_of)} is after the newest "
+                         f"event's date {last}: nothing is known about it yet")
+
+
 def cmd_query(args: argparse.Namespace, settings: Settings) -> int:
     from consumers.store import StoreError
     from models.measures import arrange
@@ -283,9 +303,13 @@ def cmd_query(args: argparse.Namespace, settings: Settings) -> int:
     store = open_store(args.db or settings.database_url)
     try:
         period = window_period(store, args.window, args.from_, args.to, args.as_of)
+        known_until(store, period)
         rows = arrange(store.per_unit(period, args.indicator), args.unit)
     except StoreError as exc:
         raise UsageError(str(exc)) from None
+    if not rows and args.unit not in (None, REGION_UNIT):
+        raise UsageError(f"--unit: '{args.unit}' has no clock in the store"
+                         + (f" for {args.indicator}" if args.indicator else ""))
     header = _header(period)
     header["window"] = args.window if not (args.from_ or args.to) else "custom"
     _emit(args.format, header, rows)
