@@ -93,23 +93,24 @@ class Worker:
         deltas: dict[tuple[bytes, int], list[Entry]] = defaultdict(list)
         dead: list[DeadLetter] = []
         newest = self.view.newest_us
+        processed: Counter[str] = Counter()
+        duplicates = 0
         for event in batch:
             msg = event.message
             self.positions[(msg.topic, msg.partition)] = msg.offset + 1
             raw = event.value if isinstance(event.value, bytes) else bytes(event.value or b"")
             got = ingest(raw, f"{msg.topic}/{msg.partition}/{msg.offset}")
             if isinstance(got, DeadLetter):
-                self.rejected[got.reason] += 1
                 dead.append(got)
                 continue
             key = got.case_id.encode()
             state = touched.get(key) or self._case(key, msg.partition)
             changes = state.add(got.fact, self.rules)
             if changes is None:
-                self.duplicates += 1
+                duplicates += 1
                 continue
             touched[key] = state
-            self.processed[got.type] += 1
+            processed[got.type] += 1
             newest = max(newest or got.fact.ts, got.fact.ts)
             for k, n in changes:
                 deltas[(route_key(k), msg.partition)].append(
@@ -124,11 +125,15 @@ class Worker:
         ]
         sends += [await self.m.dlq.send(value=d.to_json()) for d in dead]
         await _delivered(sends)
-        # (2) the cases, and their clocks into the live view: one synchronous step
+        # (2) the cases, and their clocks and the batch's counts into the live view and the
+        # pipeline counters: one synchronous step, which a read sees whole or not at all
         for key, state in touched.items():
             _put(self.m.cases, state.partition, key, state.to_json())
             self.view.set_clocks(key.decode(), state.clocks)
         self._due |= self.view.advance(newest)
+        self.processed.update(processed)
+        self.rejected.update(d.reason for d in dead)
+        self.duplicates += duplicates
         # (3) notices that the watermark or these events made due
         await self._notify(touched)
         self.last_event_wall = time.time()
