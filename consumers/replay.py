@@ -21,6 +21,7 @@ from consumers.store import Store
 from models.clocks import ClockView, Fact, Rules
 from models.deadletter import DeadLetter
 from models.engine import Delta, Engine
+from models.events import EVENT_TYPES
 from models.live import LiveView
 from models.measures import Key
 
@@ -49,8 +50,11 @@ class Pipeline:
         return self.view.ignored(self.engine.duplicates)
 
     @classmethod
-    def restore(cls, store: Store, rules: Rules, lateness_us: int = 0) -> Pipeline:
-        pipeline = cls(Engine(rules), LiveView(lateness_us))
+    def restore(cls, store: Store, rules: Rules, lateness_us: int = 0,
+                grace_days: int | None = None) -> Pipeline:
+        """The pipeline of what the store holds. With `grace_days`, final cases leave
+        memory (docs/live-view.md); a later event for one reads its facts back."""
+        pipeline = cls(Engine(rules, grace_days), LiveView(lateness_us))
         for case_id, fact in store.facts():
             pipeline.engine.add(case_id, fact)
         pipeline.settle()
@@ -66,7 +70,22 @@ class Pipeline:
             self.counts[key] += n
             moved[key] = self.counts[key]
         feed(self.view, deltas, clocks, self.engine.newest_us)
+        if self.engine.grace_days is not None and self.view.today is not None:
+            self.engine.evict(self.view.today)
         return clocks, moved
+
+    def readmit(self, store: Store) -> list[Fact]:
+        """Before a settle: cases that left memory and have new events get their stored
+        facts back. The new facts that repeat a stored event."""
+        engine = self.engine
+        if not engine.evicted:
+            return []
+        repeats: list[Fact] = []
+        for case_id, facts in store.facts_of(engine.fresh()).items():
+            repeats += engine.readmit(case_id, facts)
+        for f in repeats:
+            self.processed[EVENT_TYPES[f.rank]] -= 1
+        return repeats
 
 
 def feed(view: LiveView, deltas: list[Delta], clocks: list[tuple[str, ClockView]],
@@ -102,6 +121,8 @@ def replay(
     dups_before = engine.duplicates
 
     def flush() -> None:
+        repeats = pipeline.readmit(store)
+        stats.new_events -= len(repeats)
         clocks, moved = pipeline.settle()
         store.write_batch(facts, clocks, moved, dead)
         facts.clear()

@@ -242,6 +242,20 @@ class Store:
                 )
         return out
 
+    def facts_of(self, case_ids: Iterable[str]) -> dict[str, list[Fact]]:
+        """The stored facts of some cases (those that left the engine's memory)."""
+        cols = EVENTS.c
+        ids = list(case_ids)
+        out: dict[str, list[Fact]] = {}
+        with self.engine.connect() as conn:
+            for i in range(0, len(ids), 500):
+                query = select(cols.case_id, cols.ts_us, cols.rank, cols.event_id,
+                               cols.unit_id, cols.ind, cols.flag, cols.text
+                               ).where(cols.case_id.in_(ids[i:i + 500]))
+                for row in conn.execute(query):
+                    out.setdefault(row[0], []).append(Fact(*row[1:]))
+        return out
+
     def dead_letter_counts(self) -> dict[str, int]:
         with self.engine.connect() as conn:
             rows = conn.execute(select(DEAD.c.reason, func.count()).group_by(DEAD.c.reason))

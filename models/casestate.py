@@ -35,6 +35,13 @@ def as_tuple(facts: Facts | None) -> tuple[Fact, ...]:
     return (facts,) if isinstance(facts, Fact) else facts
 
 
+def pack(facts: tuple[Fact, ...]) -> Facts | None:
+    """The kept form: a lone fact bare."""
+    if not facts:
+        return None
+    return facts[0] if len(facts) == 1 else facts
+
+
 class CaseState:
     __slots__ = ("_clocks", "_facts", "partition", "sent")
 
@@ -108,8 +115,6 @@ class CaseState:
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> CaseState:
-        facts = tuple(Fact(*f) for f in d["f"])
-        state = cls(int(d["p"]), facts[0] if len(facts) == 1 else facts or None,
-                    sent=list(d["n"]))
+        state = cls(int(d["p"]), pack(tuple(Fact(*f) for f in d["f"])), sent=list(d["n"]))
         state.keep([ClockView(*c) for c in d["c"]])
         return state

@@ -19,8 +19,9 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
-from models.casestate import CaseState, Delta, Facts, as_tuple
-from models.clocks import ClockView, Fact, Outcome, Rules, evaluate, lone_views
+from models.calendar import local_day
+from models.casestate import CaseState, Delta, Facts, as_tuple, pack
+from models.clocks import ENDED, ClockView, Fact, Outcome, Rules, evaluate, is_start, lone_views
 from models.measures import Key
 
 __all__ = ["Delta", "Engine", "counts_of"]
@@ -37,7 +38,8 @@ class Engine:
     """Clock state of many cases."""
 
     rules: Rules = field(default_factory=Rules)
-    allowed_lateness_us: int = 0
+    # days a case whose clocks have all ended stays after its newest event (None: forever)
+    grace_days: int | None = None
     cases: dict[str, CaseState] = field(default_factory=dict)
     newest_us: int | None = None
     duplicates: int = 0
@@ -48,6 +50,9 @@ class Engine:
     anomalies: dict[str, list[tuple[int, Fact]]] = field(default_factory=dict, init=False)
     # dirty cases -> their facts at the last settle (None: the case is new since)
     _before: dict[str, Facts | None] = field(default_factory=dict, init=False, repr=False)
+    evicted: int = 0  # cases that have left memory (final: see `evict`)
+    # date from which a case whose clocks had all ended may leave -> those cases
+    _leaving: dict[int, list[str]] = field(default_factory=dict, init=False, repr=False)
 
     @property
     def dirty(self) -> Iterable[str]:
@@ -98,6 +103,8 @@ class Engine:
                 if self.keep_clocks:
                     case.keep(outcome.clocks)
             new += outcome.keys
+            if self.grace_days is not None:
+                self._note_if_closed(case_id, case, outcome.clocks)
             if clocks_out is not None:
                 clocks_out.extend((case_id, v) for v in outcome.clocks)
             if outcome.anomalies:
@@ -118,12 +125,49 @@ class Engine:
         """One event in, its deltas out (the streaming path)."""
         return self.settle() if self.add(case_id, fact) else []
 
-    @property
-    def watermark_us(self) -> int | None:
-        """Event-time "now": the newest event time minus the allowed lateness."""
-        if self.newest_us is None:
-            return None
-        return self.newest_us - self.allowed_lateness_us
+    # ------------------------------------------------------------ bounded memory
+
+    def _note_if_closed(self, case_id: str, case: CaseState, views: list[ClockView]) -> None:
+        if _closed(case, views):
+            leave = local_day(case.newest_us) + (self.grace_days or 0) + 1
+            self._leaving.setdefault(leave, []).append(case_id)
+
+    def evict(self, today: int) -> list[str]:
+        """Let final cases leave memory: every clock ended, and `today` (the watermark's
+        date) past the newest event's date by the grace period. Their counters stay; a
+        later event for one is handled by `readmit` with the facts read back."""
+        gone: list[str] = []
+        for day in [d for d in self._leaving if d <= today]:
+            for case_id in self._leaving.pop(day):
+                case = self.cases.get(case_id)
+                if case is None or case_id in self._before:
+                    continue  # gone already, or facts came since (noted again at settle)
+                if local_day(case.newest_us) + (self.grace_days or 0) >= today:
+                    continue  # a newer event: noted again under its own date
+                if not _closed(case, self.clocks_of(case_id)):
+                    continue
+                del self.cases[case_id]
+                self.anomalies.pop(case_id, None)
+                gone.append(case_id)
+        self.evicted += len(gone)
+        return gone
+
+    def fresh(self) -> list[str]:
+        """Cases first seen since the last settle (an evicted case comes back as one)."""
+        return [c for c, before in self._before.items() if before is None]
+
+    def readmit(self, case_id: str, stored: Iterable[Fact]) -> list[Fact]:
+        """Give a case that came back its stored facts, as at the last settle before it
+        left, so the next settle emits the exact difference. The new facts that repeat a
+        stored event id (the first one stands)."""
+        old = tuple(sorted(stored))
+        case = self.cases[case_id]
+        known = {f.event_id for f in old}
+        repeats = [f for f in case.facts if f.event_id in known]
+        case._facts = pack(old + tuple(f for f in case.facts if f.event_id not in known))
+        self._before[case_id] = pack(old)
+        self.duplicates += len(repeats)
+        return repeats
 
     def settled_facts(self, case_id: str) -> list[Fact]:
         """The case's facts as of the last settle, sorted."""
@@ -161,6 +205,13 @@ class Engine:
             else:
                 for view in views:
                     yield case_id, view
+
+
+def _closed(case: CaseState, views: list[ClockView]) -> bool:
+    """Every clock of the case has ended (a lone start is an open clock)."""
+    if isinstance(case._facts, Fact) and not views:
+        return not is_start(case._facts)
+    return all(v.state in ENDED for v in views)
 
 
 def _evaluate(facts: Facts, rules: Rules) -> Outcome:

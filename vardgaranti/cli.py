@@ -141,7 +141,8 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
             raise UsageError(f"{option} needs --to-kafka")
     store = open_store(args.db or settings.database_url)
     try:
-        pipeline = Pipeline.restore(store, settings.rules(), settings.allowed_lateness_us)
+        pipeline = Pipeline.restore(store, settings.rules(), settings.allowed_lateness_us,
+                                    settings.grace_days)
         with line_progress("replaying") as tick:
             stats = replay(args.files, store, pipeline, progress=tick)
     except (LogError, StoreError) as exc:
