@@ -35,7 +35,7 @@ from models.clocks import ClockView
 from models.events import DUPLICATE
 from models.indicators import INDICATORS
 from models.measures import WINDOWS, Key, Row, window_first
-from models.worklist import HORIZON, AtRisk, at_risk_row
+from models.worklist import HORIZON, AtRisk, at_risk_row, dates_of
 
 # figures kept per origin day and summed per window
 _COMPLETED, _WITHIN, _PAUSED, _EXCLUDED, _CANCELLED = range(5)
@@ -92,6 +92,8 @@ class LiveView:
         default_factory=dict, repr=False)
     _pending_days: list[int] = field(default_factory=list, repr=False)  # a heap
     _open: dict[str, tuple[ClockView, ...]] = field(default_factory=dict, repr=False)
+    # the worklist's text of the clocks it has shown (formatting is most of its cost)
+    _dates: dict[ClockView, tuple[str, str]] = field(default_factory=dict, repr=False)
 
     def reset(self) -> None:
         """Forget everything but the settings (a worker's partitions changed)."""
@@ -192,6 +194,7 @@ class LiveView:
     def set_clocks(self, case_id: str, clocks: Iterable[ClockView]) -> None:
         """A case's clocks after its latest events: its open ones replace those it had."""
         for c in self._open.pop(case_id, ()):
+            self._dates.pop(c, None)
             g = self._groups[(c.indicator, c.unit)]
             bucket = g.due[c.deadline]
             del bucket[case_id]
@@ -303,8 +306,13 @@ class LiveView:
             if g.due_days and (indicator is None or ind == indicator)
             and (unit is None or unit_ == unit)
         ]
-        return [at_risk_row(case_id, c, today)
-                for _, _, _, case_id, c in islice(heapq.merge(*lists), limit)]
+        out = []
+        for _, _, _, case_id, c in islice(heapq.merge(*lists), limit):
+            dates = self._dates.get(c)
+            if dates is None:
+                dates = self._dates[c] = dates_of(c)
+            out.append(at_risk_row(case_id, c, today, dates))
+        return out
 
 
 def _urgent(ind: int, unit: str, g: _Figures, last: int

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
 from models.calendar import from_micros
 from models.clocks import ClockView
@@ -38,9 +39,21 @@ class AtRisk:
     patient_ref: str | None  # pseudonymous reference only, never identity
     days_over: int = 0  # days past the deadline (0 while still within it)
 
+    def as_dict(self) -> dict[str, Any]:
+        return {"case_id": self.case_id, "indicator": self.indicator, "unit_id": self.unit_id,
+                "started_at": self.started_at, "deadline": self.deadline,
+                "days_left": self.days_left, "patient_ref": self.patient_ref,
+                "days_over": self.days_over}
 
-def at_risk_row(case_id: str, c: ClockView, today: int) -> AtRisk:
+
+def dates_of(c: ClockView) -> tuple[str, str]:
+    """A clock's start and deadline as the worklist shows them."""
+    return from_micros(c.start).isoformat(), date.fromordinal(c.deadline).isoformat()
+
+
+def at_risk_row(case_id: str, c: ClockView, today: int,
+                dates: tuple[str, str] | None = None) -> AtRisk:
+    started, deadline = dates or dates_of(c)
     left = c.deadline - today
-    return AtRisk(case_id, INDICATORS[c.indicator].id, c.unit,
-                  from_micros(c.start).isoformat(), date.fromordinal(c.deadline).isoformat(),
-                  left, c.patient_ref, max(0, -left))
+    return AtRisk(case_id, INDICATORS[c.indicator].id, c.unit, started, deadline, left,
+                  c.patient_ref, max(0, -left))
