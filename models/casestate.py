@@ -15,7 +15,8 @@ from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
-from models.clocks import ClockView, Fact, Rules, evaluate
+from models.calendar import local_day
+from models.clocks import ENDED, ClockView, Fact, Rules, evaluate, is_start
 from models.measures import Key
 
 Delta = tuple[Key, int]
@@ -99,6 +100,20 @@ class CaseState:
             return as_tuple(facts)
         facts = self._facts = tuple(sorted(facts))
         return facts
+
+    def leaves_on(self, views: list[ClockView], grace_days: int) -> int | None:
+        """The date from which the case may leave memory: once every clock has ended, the
+        day after its newest event's date plus the grace period (None: a clock is open,
+        paused or excluded, and may still change)."""
+        facts = self._facts
+        if facts is None:
+            return None
+        if isinstance(facts, Fact) and not views:
+            if is_start(facts):
+                return None  # a lone start is an open clock (its views are not kept)
+        elif not all(v.state in ENDED for v in views):
+            return None
+        return local_day(self.newest_us) + grace_days + 1
 
     @property
     def newest_us(self) -> int:

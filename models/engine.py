@@ -19,9 +19,8 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
-from models.calendar import local_day
 from models.casestate import CaseState, Delta, Facts, as_tuple, pack
-from models.clocks import ENDED, ClockView, Fact, Outcome, Rules, evaluate, is_start, lone_views
+from models.clocks import ClockView, Fact, Outcome, Rules, evaluate, lone_views
 from models.measures import Key
 
 __all__ = ["Delta", "Engine", "counts_of"]
@@ -128,8 +127,8 @@ class Engine:
     # ------------------------------------------------------------ bounded memory
 
     def _note_if_closed(self, case_id: str, case: CaseState, views: list[ClockView]) -> None:
-        if _closed(case, views):
-            leave = local_day(case.newest_us) + (self.grace_days or 0) + 1
+        leave = case.leaves_on(views, self.grace_days or 0)
+        if leave is not None:
             self._leaving.setdefault(leave, []).append(case_id)
 
     def evict(self, today: int) -> list[str]:
@@ -142,10 +141,9 @@ class Engine:
                 case = self.cases.get(case_id)
                 if case is None or case_id in self._before:
                     continue  # gone already, or facts came since (noted again at settle)
-                if local_day(case.newest_us) + (self.grace_days or 0) >= today:
-                    continue  # a newer event: noted again under its own date
-                if not _closed(case, self.clocks_of(case_id)):
-                    continue
+                leave = case.leaves_on(self.clocks_of(case_id), self.grace_days or 0)
+                if leave is None or leave > today:
+                    continue  # reopened, or a newer event (noted again under its date)
                 del self.cases[case_id]
                 self.anomalies.pop(case_id, None)
                 gone.append(case_id)
@@ -205,13 +203,6 @@ class Engine:
             else:
                 for view in views:
                     yield case_id, view
-
-
-def _closed(case: CaseState, views: list[ClockView]) -> bool:
-    """Every clock of the case has ended (a lone start is an open clock)."""
-    if isinstance(case._facts, Fact) and not views:
-        return not is_start(case._facts)
-    return all(v.state in ENDED for v in views)
 
 
 def _evaluate(facts: Facts, rules: Rules) -> Outcome:

@@ -33,7 +33,9 @@ from typing import Any
 
 import orjson
 
-from models.casestate import CaseState
+from consumers.store import Store, StoreError
+from models.casestate import CaseState, pack
+from models.clocks import evaluate
 from models.countergroup import (
     CounterGroup,
     Entry,
@@ -61,9 +63,15 @@ def wall_us() -> int:
 
 
 class Worker:
-    def __init__(self, monitor: Monitor) -> None:
+    def __init__(self, monitor: Monitor, archive: Store | None = None) -> None:
+        """`archive`: the SQL store the sink fills. With it, final cases leave the `cases`
+        table (a tombstone on its changelog) and come back from it when an event arrives."""
         self.m = monitor
+        self.archive = archive
         s = monitor.settings
+        self.grace_days = s.grace_days
+        self.evicted = 0
+        self._leaving: dict[int, set[bytes]] = {}  # date a final case may leave -> cases
         self.rules = s.rules()
         self.view = LiveView(s.allowed_lateness_us, wall_us if s.live_watermark else None)
         self.counts: Counter[Key] = Counter()  # for periods that end before the watermark
@@ -95,16 +103,23 @@ class Worker:
         newest = self.view.newest_us
         processed: Counter[str] = Counter()
         duplicates = 0
+        batch_in = []
         for event in batch:
             msg = event.message
             self.positions[(msg.topic, msg.partition)] = msg.offset + 1
             raw = event.value if isinstance(event.value, bytes) else bytes(event.value or b"")
-            got = ingest(raw, f"{msg.topic}/{msg.partition}/{msg.offset}")
+            batch_in.append((msg, ingest(raw, f"{msg.topic}/{msg.partition}/{msg.offset}")))
+        back = self._read_back({got.case_id.encode() for _, got in batch_in
+                                if not isinstance(got, DeadLetter)})
+        for msg, got in batch_in:
             if isinstance(got, DeadLetter):
                 dead.append(got)
                 continue
             key = got.case_id.encode()
-            state = touched.get(key) or self._case(key, msg.partition)
+            state = touched.get(key)
+            if state is None:
+                state = back.get(key) or self._case(key, msg.partition)
+                state.partition = msg.partition
             changes = state.add(got.fact, self.rules)
             if changes is None:
                 duplicates += 1
@@ -130,6 +145,7 @@ class Worker:
         for key, state in touched.items():
             _put(self.m.cases, state.partition, key, state.to_json())
             self.view.set_clocks(key.decode(), state.clocks)
+            self._note_if_final(key, state)
         self._due |= self.view.advance(newest)
         self.processed.update(processed)
         self.rejected.update(d.reason for d in dead)
@@ -137,6 +153,64 @@ class Worker:
         # (3) notices that the watermark or these events made due
         await self._notify(touched)
         self.last_event_wall = time.time()
+        self._evict()
+
+    # ------------------------------------------------------------ bounded state
+
+    def _note_if_final(self, key: bytes, state: CaseState) -> None:
+        if self.archive is not None:
+            leave = state.leaves_on(state.clocks, self.grace_days)
+            if leave is not None:
+                self._leaving.setdefault(leave, set()).add(key)
+
+    def _evict(self) -> None:
+        """Final cases whose facts the store holds leave the table: a tombstone on its
+        changelog (the sink keeps their rows). Not yet in the store: tried again tomorrow."""
+        today = self.view.today
+        if self.archive is None or today is None:
+            return
+        due: dict[bytes, CaseState] = {}
+        for day in [d for d in self._leaving if d <= today]:
+            for key in self._leaving.pop(day):
+                value = self.m.cases.data.get(key)
+                if value is None:
+                    continue
+                state = CaseState.from_json(value)
+                leave = state.leaves_on(state.clocks, self.grace_days)
+                if leave is not None and leave <= today:
+                    due[key] = state
+        if not due:
+            return
+        try:
+            stored = self.archive.facts_of(k.decode() for k in due)
+        except StoreError as exc:
+            log.warning("final cases stay in memory: %s", exc)
+            stored = {}
+        for key, state in due.items():
+            have = {f.event_id for f in stored.get(key.decode(), ())}
+            if not all(f.event_id in have for f in state.facts):
+                self._leaving.setdefault(today + 1, set()).add(key)
+                continue
+            del self.m.cases.data[key]
+            self.m.cases.send_changelog(state.partition, key, None, value_serializer="raw")
+            self.evicted += 1
+
+    def _read_back(self, keys: set[bytes]) -> dict[bytes, CaseState]:
+        """The cases among `keys` that left the table, as the store holds them."""
+        unknown = [k.decode() for k in keys if k not in self.m.cases.data]
+        if self.archive is None or not unknown:
+            return {}
+        try:
+            stored = self.archive.facts_of(unknown)
+        except StoreError as exc:  # counted as new cases: exact unless one had left
+            log.warning("cannot look up cases that may have left memory: %s", exc)
+            return {}
+        out: dict[bytes, CaseState] = {}
+        for case_id, facts in stored.items():
+            state = CaseState(0, pack(tuple(sorted(facts))))  # partition: its event's
+            state.keep(evaluate(state.sorted(), self.rules).clocks)
+            out[case_id.encode()] = state
+        return out
 
     def _case(self, key: bytes, partition: int) -> CaseState:
         value = self.m.cases.data.get(key)
@@ -219,6 +293,7 @@ class Worker:
         mine = {(tp.topic, tp.partition) for tp in assignment}
         self.counts.clear()
         self.view.reset()
+        self._leaving = {}
         self._due = set()
         deltas = self.m.deltas.get_topic_name()
         for key, value in list(self.m.counts.data.items()):
@@ -231,6 +306,7 @@ class Worker:
             if (self.m.settings.events_topic, value["p"]) in mine:
                 state = CaseState.from_json(value)
                 self.view.set_clocks(key.decode(), state.clocks)
+                self._note_if_final(key, state)
                 newest = max(newest or 0, state.newest_us)
         self._due = self.view.advance(newest)
         log.info("partitions assigned: %d cases with open clocks, %d counters",

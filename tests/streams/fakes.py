@@ -11,6 +11,7 @@ from typing import Any, NamedTuple
 
 import orjson
 
+from consumers.store import Store
 from models.settings import Settings
 from streams.app import Monitor
 from streams.worker import Worker
@@ -55,7 +56,8 @@ class FakeTable:
     data: dict[bytes, Any] = field(default_factory=dict)
     changelog: list[tuple[int, bytes, Any]] = field(default_factory=list)
 
-    def send_changelog(self, partition: int, key: bytes, value: Any) -> None:
+    def send_changelog(self, partition: int, key: bytes, value: Any,
+                       value_serializer: str | None = None) -> None:
         self.changelog.append((partition, key, value))
 
 
@@ -86,14 +88,14 @@ class FakeApp:
         self.tables = _Tables()
 
 
-def fake_worker(partitions: int = 2, **settings: Any) -> Worker:
+def fake_worker(partitions: int = 2, archive: Store | None = None, **settings: Any) -> Worker:
     s = Settings(events_topic="ev", partitions=partitions, **settings)
     deltas = FakeTopic("deltas")
     tps = {TP(t, p) for t in ("ev", "deltas") for p in range(partitions)}
     monitor = Monitor(app=FakeApp(tps), settings=s, events=FakeTopic("ev"),  # type: ignore[arg-type]
                       dlq=FakeTopic("dlq"), breaches=FakeTopic("breaches"),  # type: ignore[arg-type]
                       deltas=deltas, cases=FakeTable(), counts=FakeTable())  # type: ignore[arg-type]
-    return Worker(monitor)
+    return Worker(monitor, archive)
 
 
 class Driver:

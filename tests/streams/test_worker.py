@@ -6,12 +6,17 @@ import asyncio
 from collections import Counter
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
 
 from consumers.report import build_report
+from consumers.store import Store
+from models.casestate import CaseState
+from models.indicators import INDICATORS
 from models.measures import WINDOWS, Period, arrange, window_first
+from streams.worker import Worker
 from tests.streams.fakes import TP, Driver, fake_worker
 from vardgaranti.generate import generate
 
@@ -89,3 +94,61 @@ def test_a_new_assignment_rebuilds_the_same_view(lines: list[bytes]) -> None:
     worker.m.app.consumer.tps = {TP("ev", 0), TP("deltas", 0)}  # type: ignore[attr-defined]
     worker.refresh()
     assert 0 < len(worker.view.worklist()) < len(before[1])
+
+
+START_TYPES = {i.start_type for i in INDICATORS}
+
+
+def _parsed(line: bytes) -> dict[str, Any]:
+    try:
+        value = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def sink(worker: Worker, store: Store) -> None:
+    """What the SQL sink does with the cases changelog: the facts into the store."""
+    table: Any = worker.m.cases
+    facts = [(key.decode(), f) for _, key, value in table.changelog if value is not None
+             for f in CaseState.from_json(value).facts]
+    table.changelog.clear()
+    store.write_batch(facts, [], {}, [])
+
+
+def test_final_cases_leave_the_table_and_late_events_read_them_back(
+    lines: list[bytes], tmp_path: Path
+) -> None:
+    store = Store(f"sqlite:///{tmp_path / 'archive.db'}")
+    worker = fake_worker(archive=store)
+    driver = Driver(worker)
+    table: Any = worker.m.cases
+    tombstones: list[bytes] = []
+
+    async def feed(chunk: list[bytes]) -> None:
+        await driver.events(chunk)
+        tombstones.extend(k for _, k, v in table.changelog if v is None)
+        sink(worker, store)
+
+    async def go(all_lines: list[bytes]) -> None:
+        for i in range(0, len(all_lines), 400):
+            await feed(all_lines[i:i + 400])
+
+    asyncio.run(go(lines))
+    assert worker.evicted > 50 and len(tombstones) == worker.evicted
+    gone = tombstones[0].decode()
+    assert tombstones[0] not in table.data
+    # a late start for a case that left: the case's clock exists, so it opens nothing
+    start = next(e for e in map(_parsed, lines)
+                 if e.get("case_id") == gone and e.get("type") in START_TYPES)
+    late = orjson.dumps({**start, "event_id": "late-start"})
+    asyncio.run(go([late, *lines[:300]]))  # and repeats of the first lines
+    everything = tmp_path / "all.jsonl"
+    everything.write_bytes(b"\n".join([*lines, late]) + b"\n")
+    today = worker.today()
+    assert today is not None
+    for window in ("month", "365d"):
+        period = Period.of(window_first(window, today), today, today)
+        assert rows(driver, period) == [
+            r.as_dict() for r in build_report([everything], period).rows]
+    store.engine.dispose()
