@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import threading
 from collections import defaultdict
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,16 +17,6 @@ pytestmark = pytest.mark.integration
 
 FIELDS = ("completed", "completed_within", "waiting", "waiting_over_limit", "paused",
           "excluded", "cancelled")
-
-
-@pytest.fixture
-def stack(kafka_bootstrap: str, tmp_path: Path) -> Iterator[Stack]:
-    s = Stack(kafka_bootstrap, tmp_path)
-    s.create_topics()
-    try:
-        yield s
-    finally:
-        s.close()
 
 
 def consistent_aggregates(body: str) -> None:
@@ -76,7 +65,18 @@ def hammer(worker: Proc, path: str, check: object, stop: threading.Event,
             failures.append(f"{path}: {exc}")
 
 
-def test_reads_during_a_backlog_are_whole_and_never_fail(stack: Stack, tmp_path: Path) -> None:
+def test_reads_during_a_backlog_are_whole_and_never_fail(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    stack = Stack(kafka_bootstrap, tmp_path)
+    stack.create_topics()
+    try:
+        drained_while_read(stack, tmp_path)
+    finally:
+        stack.close()
+
+
+def drained_while_read(stack: Stack, tmp_path: Path) -> None:
     log = tmp_path / "backlog.jsonl"
     generate(log, 2024, seed=3, scale=0.003, progress=False)
     total = stack.publish(log)  # the backlog is there before the worker starts
