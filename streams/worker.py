@@ -27,7 +27,7 @@ import asyncio
 import logging
 import time
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import date
 from typing import Any
 
@@ -74,7 +74,6 @@ class Worker:
         self._leaving: dict[int, set[bytes]] = {}  # date a final case may leave -> cases
         self.rules = s.rules()
         self.view = LiveView(s.allowed_lateness_us, wall_us if s.live_watermark else None)
-        self.counts: Counter[Key] = Counter()  # for periods that end before the watermark
         self.processed: Counter[str] = Counter()
         self.rejected: Counter[str] = Counter()
         self.duplicates = 0
@@ -273,8 +272,6 @@ class Worker:
         for key, group in groups.items():
             _put(self.m.counts, group.partition, key, group.to_json())
         # the counters into the live view: one synchronous step
-        for k, n in applied:
-            self.counts[k] += n
         self.view.apply(applied)
         self._due |= self.view.advance(newest)
         if self._due:
@@ -291,16 +288,10 @@ class Worker:
             return
         self._assignment = assignment
         mine = {(tp.topic, tp.partition) for tp in assignment}
-        self.counts.clear()
         self.view.reset()
         self._leaving = {}
         self._due = set()
-        deltas = self.m.deltas.get_topic_name()
-        for key, value in list(self.m.counts.data.items()):
-            if (deltas, value["p"]) in mine:
-                items = list(CounterGroup.from_json(value).items(key))
-                self.counts.update(dict(items))
-                self.view.apply(items)
+        self.view.apply(self._counters())
         newest = None
         for key, value in list(self.m.cases.data.items()):
             if (self.m.settings.events_topic, value["p"]) in mine:
@@ -309,8 +300,7 @@ class Worker:
                 self._note_if_final(key, state)
                 newest = max(newest or 0, state.newest_us)
         self._due = self.view.advance(newest)
-        log.info("partitions assigned: %d cases with open clocks, %d counters",
-                 self.view.open_cases(), len(self.counts))
+        log.info("partitions assigned: %d cases with open clocks", self.view.open_cases())
 
     def snapshot(self) -> MetricsSnapshot:
         self.refresh()
@@ -321,9 +311,18 @@ class Worker:
         """What the API reads."""
         return LiveSource(self.view, self.history, self.ping)
 
+    def _counters(self) -> Iterator[tuple[Key, int]]:
+        """The counters of this worker's partitions, from the `counts` table."""
+        mine = {(tp.topic, tp.partition) for tp in self._assignment or ()}
+        deltas = self.m.deltas.get_topic_name()
+        for key, value in list(self.m.counts.data.items()):
+            if (deltas, value["p"]) in mine:
+                yield from CounterGroup.from_json(value).items(key)
+
     def history(self, period: Period, indicator: str | None = None) -> dict[Group, Row]:
-        """Rows of a period that ends before the watermark, from this worker's counters."""
-        rows = accumulate(self.counts.items(), period)
+        """Rows of a period that ends before the watermark, from this worker's counters
+        (they are not kept twice in memory: a past period is a rare read)."""
+        rows = accumulate(self._counters(), period)
         if indicator is None:
             return rows
         return {k: r for k, r in rows.items() if k[0] == ORDER[indicator]}
