@@ -247,13 +247,17 @@ class Store:
         cols = EVENTS.c
         ids = list(case_ids)
         out: dict[str, list[Fact]] = {}
-        with self.engine.connect() as conn:
-            for i in range(0, len(ids), 500):
-                query = select(cols.case_id, cols.ts_us, cols.rank, cols.event_id,
-                               cols.unit_id, cols.ind, cols.flag, cols.text
-                               ).where(cols.case_id.in_(ids[i:i + 500]))
-                for row in conn.execute(query):
-                    out.setdefault(row[0], []).append(Fact(*row[1:]))
+        try:
+            with self.engine.connect() as conn:
+                for i in range(0, len(ids), 500):
+                    query = select(cols.case_id, cols.ts_us, cols.rank, cols.event_id,
+                                   cols.unit_id, cols.ind, cols.flag, cols.text
+                                   ).where(cols.case_id.in_(ids[i:i + 500]))
+                    for row in conn.execute(query):
+                        out.setdefault(row[0], []).append(Fact(*row[1:]))
+        except SQLAlchemyError as exc:
+            raise StoreError(f"reading cases from the store failed: {_first_line(exc)}"
+                             ) from None
         return out
 
     def dead_letter_counts(self) -> dict[str, int]:
