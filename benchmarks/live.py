@@ -22,7 +22,7 @@ AIM_METRICS_MS = 50.0
 AIM_API_P99_MS = 20.0
 AIM_GROWTH = 1.5
 OPEN_PER_GROUP = 40  # open clocks per unit × indicator, deadlines around "today"
-REPEATS = 40
+REPEATS = 100
 MAX_UNITS = 100  # the region's size at scale 1
 
 
@@ -33,6 +33,7 @@ def _view(year: int, units: int, days: int) -> Any:
 
     view = LiveView()
     today = date(year, 1, 1).toordinal() + days - 1
+    view.advance(end_of_day_micros(today))  # first: counters then apply at once, none queued
     view.apply(counters(year, units, days))
     for u in range(units):
         for ind in range(7):
@@ -40,7 +41,6 @@ def _view(year: int, units: int, days: int) -> Any:
                 deadline = today - 60 + (n * 7) % 150
                 view.set_clocks(f"c-{u}-{ind}-{n}", [ClockView(
                     ind, f"unit-{u:03d}", "open", 0, deadline, None, None, False, None)])
-    view.advance(end_of_day_micros(today))
     return view
 
 
@@ -82,7 +82,8 @@ def measure(view: Any) -> dict[str, float]:
             at_risk += _ms(lambda p=params: client.get(  # type: ignore[misc]
                 "/api/v1/at-risk", params=p).raise_for_status(), 3)
     return {"metrics_ms": statistics.median(render), "aggregates_p99_ms": _p99(aggregates),
-            "at_risk_p99_ms": _p99(at_risk),
+            "at_risk_p99_ms": _p99(at_risk), "aggregates_p50_ms": statistics.median(aggregates),
+            "at_risk_p50_ms": statistics.median(at_risk),
             "series": float(generate_latest(registry).count(b"\n"))}
 
 
@@ -102,6 +103,10 @@ def run(ctx: Context) -> StepResult:
         figures.append(Figure(f"{label}, {units} units, 1 year", base[key], "ms",
                               f"< {aim:g} ms", base[key] < aim))
         figures.append(Figure(f"{label}, 10 years", longer[key], "ms"))
+        if key.endswith("p99_ms"):  # the machine's noise shows in p99; the median is steadier
+            p50 = key.replace("p99", "p50")
+            figures.append(Figure(f"{label.replace('p99', 'p50')}: 10 years / 1 year",
+                                  longer[p50] / base[p50] if base[p50] else 0.0, "x"))
         ratio = longer[key] / base[key] if base[key] else 0.0
         figures.append(Figure(f"{label}: 10 years / 1 year", ratio, "x",
                               f"< {AIM_GROWTH:g}", ratio < AIM_GROWTH))
