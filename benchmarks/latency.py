@@ -14,8 +14,7 @@ import random
 import statistics
 import time
 from collections.abc import Callable, Iterator
-from datetime import date, datetime
-from datetime import time as dtime
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +24,6 @@ UNITS = 100
 HISTORIES = (1, 10)  # years stored, ending with the benchmark year
 AIM_QUERY_P99_MS = 50.0
 AIM_GROWTH = 1.5  # p99 over ten years / p99 over one
-AIM_METRICS_MS = 100.0
 REPEATS = 20  # per window × indicator case: 200 samples per store (a steadier p99)
 
 
@@ -189,45 +187,22 @@ def api(ctx: Context) -> StepResult:
     from fastapi.testclient import TestClient
     from prometheus_client.registry import CollectorRegistry
 
+    from models.live import LiveView
     from web.api import create_app
+    from web.reads import LiveSource
 
     clients: dict[int, Any] = {}
 
     def sample(store: Any, as_of: date, window: str, indicator: str | None) -> None:
         client = clients.get(id(store))
         if client is None:
+            # no live figures: every period is asked of the store
+            source = LiveSource(LiveView(), store.per_unit, store.ping)
             client = clients[id(store)] = TestClient(
-                create_app(store, CollectorRegistry(), lambda: as_of))
+                create_app(source, CollectorRegistry(), lambda: as_of))
         params = {"window": window, **({"indicator": indicator} if indicator else {})}
         client.get("/api/v1/aggregates", params=params).raise_for_status()
 
     return _measured(ctx, "/api/v1/aggregates", sample)
-
-
-def metrics(ctx: Context) -> StepResult:
-    """registry_for + generate_latest over the year's counters (every series of 100 units)."""
-    from prometheus_client import generate_latest
-
-    from models.calendar import TZ, to_micros
-    from web.metrics import MetricsSnapshot, registry_for
-
-    counts = dict(counters(ctx.year))
-    watermark = to_micros(datetime.combine(date(ctx.year, 12, 31), dtime(23), tzinfo=TZ))
-    snapshot = MetricsSnapshot(counts=counts.items(), watermark_us=watermark)
-    registry = registry_for(lambda: snapshot)
-    samples: list[float] = []
-    body = b""
-    for _ in range(5):
-        started = time.perf_counter()
-        body = generate_latest(registry)
-        samples.append((time.perf_counter() - started) * 1000)
-    series = sum(1 for line in body.splitlines() if line and not line.startswith(b"#"))
-    p50 = statistics.median(samples)
-    return StepResult(
-        [Figure("render p50", p50, "ms", f"< {AIM_METRICS_MS:g} ms", p50 < AIM_METRICS_MS),
-         Figure("series", series, "series"), Figure("counters", len(counts), "rows")],
-        {"p50_ms": p50, "samples_ms": samples, "series": series, "counters": len(counts),
-         "body_bytes": len(body)},
-    )
 
 

@@ -12,16 +12,17 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date
+from itertools import groupby
+from operator import itemgetter
 from pathlib import Path
 
-from consumers.deadletter import DeadLetter
-from consumers.logs import position, read_lines
+from consumers.report import ingested
 from consumers.store import Store
-from models import measures
-from models.calendar import local_day
-from models.clocks import ClockView, Fact, Rules, to_fact
-from models.engine import Engine
-from models.events import Rejection, parse_event
+from models.clocks import ClockView, Fact, Rules
+from models.deadletter import DeadLetter
+from models.engine import Delta, Engine
+from models.events import EVENT_TYPES
+from models.live import LiveView
 from models.measures import Key
 
 BATCH = 50_000  # lines per transaction; larger batches cut cases evaluated twice
@@ -29,9 +30,11 @@ BATCH = 50_000  # lines per transaction; larger batches cut cases evaluated twic
 
 @dataclass
 class Pipeline:
-    """The embedded pipeline's live state: what /metrics and the API are served from."""
+    """The embedded runtime: the engine, its counters (what the store is written from) and
+    the live view every read is served from."""
 
     engine: Engine
+    view: LiveView = field(default_factory=LiveView)
     counts: Counter[Key] = field(default_factory=Counter)
     processed: Counter[str] = field(default_factory=Counter)
     rejected: Counter[str] = field(default_factory=Counter)
@@ -39,33 +42,59 @@ class Pipeline:
 
     def today(self) -> date | None:
         """The watermark's local date: "today" for windows and the worklist."""
-        wm = self.engine.watermark_us
-        return date.fromordinal(local_day(wm)) if wm is not None else None
+        return self.view.today_date()
 
     @property
     def ignored(self) -> dict[str, int]:
         """Valid events that changed no clock: repeated ids, and those fitting no clock."""
-        return measures.ignored(self.counts.items(), self.engine.duplicates)
+        return self.view.ignored(self.engine.duplicates)
 
     @classmethod
-    def restore(cls, store: Store, rules: Rules, lateness_us: int = 0) -> Pipeline:
-        engine = Engine(rules, lateness_us)
+    def restore(cls, store: Store, rules: Rules, lateness_us: int = 0,
+                grace_days: int | None = None) -> Pipeline:
+        """The pipeline of what the store holds. With `grace_days`, final cases leave
+        memory (docs/live-view.md); a later event for one reads its facts back."""
+        pipeline = cls(Engine(rules, grace_days), LiveView(lateness_us))
         for case_id, fact in store.facts():
-            engine.add(case_id, fact)
-        pipeline = cls(engine)
-        for key, n in engine.settle():
-            pipeline.counts[key] += n
+            pipeline.engine.add(case_id, fact)
+        pipeline.settle()
         pipeline.rejected.update(store.dead_letter_counts())
         return pipeline
 
     def settle(self) -> tuple[list[tuple[str, ClockView]], dict[Key, int]]:
-        """Apply pending facts: the clocks of touched cases and the counters that moved."""
+        """Apply pending facts: the clocks of touched cases and the counters that moved.
+        The live view takes the whole batch in one synchronous step."""
         moved: dict[Key, int] = {}
         deltas, clocks = self.engine.settle_clocks()
         for key, n in deltas:
             self.counts[key] += n
             moved[key] = self.counts[key]
+        feed(self.view, deltas, clocks, self.engine.newest_us)
+        if self.engine.grace_days is not None and self.view.today is not None:
+            self.engine.evict(self.view.today)
         return clocks, moved
+
+    def readmit(self, store: Store) -> list[Fact]:
+        """Before a settle: cases that left memory and have new events get their stored
+        facts back. The new facts that repeat a stored event."""
+        engine = self.engine
+        if not engine.evicted:
+            return []
+        repeats: list[Fact] = []
+        for case_id, facts in store.facts_of(engine.fresh()).items():
+            repeats += engine.readmit(case_id, facts)
+        for f in repeats:
+            self.processed[EVENT_TYPES[f.rank]] -= 1
+        return repeats
+
+
+def feed(view: LiveView, deltas: list[Delta], clocks: list[tuple[str, ClockView]],
+         newest_us: int | None) -> set[str]:
+    """One batch into a live view: counters, the touched cases' clocks, the watermark."""
+    view.apply(deltas)
+    for case_id, views in groupby(clocks, key=itemgetter(0)):
+        view.set_clocks(case_id, [v for _, v in views])
+    return view.advance(newest_us)
 
 
 @dataclass
@@ -92,6 +121,8 @@ def replay(
     dups_before = engine.duplicates
 
     def flush() -> None:
+        repeats = pipeline.readmit(store)
+        stats.new_events -= len(repeats)
         clocks, moved = pipeline.settle()
         store.write_batch(facts, clocks, moved, dead)
         facts.clear()
@@ -102,22 +133,18 @@ def replay(
         if progress is not None:
             progress(stats.lines)
 
-    for path in paths:
-        for lineno, raw in read_lines(path):
-            stats.lines += 1
-            event = parse_event(raw)
-            if isinstance(event, Rejection):
-                stats.rejected[event.reason] += 1
-                pipeline.rejected[event.reason] += 1
-                dead.append(DeadLetter.of(position(path, lineno), event.reason, event.message, raw))
-            else:
-                fact = to_fact(event)
-                if engine.add(event["case_id"], fact):
-                    facts.append((event["case_id"], fact))
-                    pipeline.processed[event["type"]] += 1
-                    stats.new_events += 1
-            if len(facts) + len(dead) >= batch:
-                flush()
+    for got in ingested(paths):
+        stats.lines += 1
+        if isinstance(got, DeadLetter):
+            stats.rejected[got.reason] += 1
+            pipeline.rejected[got.reason] += 1
+            dead.append(got)
+        elif engine.add(got.case_id, got.fact):
+            facts.append((got.case_id, got.fact))
+            pipeline.processed[got.type] += 1
+            stats.new_events += 1
+        if len(facts) + len(dead) >= batch:
+            flush()
     flush()
     pipeline.last_event_wall = time.time()
     stats.duplicates = engine.duplicates - dups_before

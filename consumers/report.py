@@ -8,16 +8,17 @@ from __future__ import annotations
 
 import gc
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from consumers.deadletter import DeadLetter, DeadLetterFile
 from consumers.logs import position, read_lines
 from models.calendar import local_day
-from models.clocks import Rules, to_fact
+from models.clocks import Rules
 from models.engine import Engine
-from models.events import DUPLICATE, Rejection, parse_event
+from models.events import DUPLICATE
+from models.ingest import Ingested, ingest
 from models.measures import ANOMALY_REASONS, INCONSISTENT, ORPHAN, Period, Row, rows_for
 
 ProgressFn = Callable[[int], None]
@@ -31,6 +32,7 @@ class ReportStats:
     by_type: Counter[str] = field(default_factory=Counter)
     rejected: Counter[str] = field(default_factory=Counter)
     ignored: Counter[str] = field(default_factory=Counter)  # duplicate, inconsistent, orphan
+    newest_day: int | None = None  # local date of the newest event
 
 
 @dataclass
@@ -38,6 +40,13 @@ class Report:
     period: Period
     rows: list[Row]
     stats: ReportStats
+
+
+def ingested(paths: Iterable[Path]) -> Iterator[Ingested | DeadLetter]:
+    """Every line of the logs through the one ingest step."""
+    for path in paths:
+        for lineno, raw in read_lines(path):
+            yield ingest(raw, position(path, lineno))
 
 
 def build_report(
@@ -55,27 +64,27 @@ def build_report(
     dead = dead or DeadLetterFile(None)
     stats = ReportStats()
     engine = Engine(rules or Rules(), keep_clocks=False)  # the report reads counters only
-    for path in paths:
-        for lineno, raw in read_lines(path):
-            stats.lines += 1
-            if stats.lines % PROGRESS_EVERY == 0:
-                # what was read so far lives until the end: keep the collector off it
-                gc.freeze()
-                if progress is not None:
-                    progress(stats.lines)
-            event = parse_event(raw)
-            if isinstance(event, Rejection):
-                stats.rejected[event.reason] += 1
-                dead.add(DeadLetter.of(position(path, lineno), event.reason, event.message, raw))
-                continue
-            stats.events += 1
-            stats.by_type[event["type"]] += 1
-            engine.add(event["case_id"], to_fact(event))
+    for got in ingested(paths):
+        stats.lines += 1
+        if stats.lines % PROGRESS_EVERY == 0:
+            # what was read so far lives until the end: keep the collector off it
+            gc.freeze()
+            if progress is not None:
+                progress(stats.lines)
+        if isinstance(got, DeadLetter):
+            stats.rejected[got.reason] += 1
+            dead.add(got)
+            continue
+        stats.events += 1
+        stats.by_type[got.type] += 1
+        engine.add(got.case_id, got.fact)
     if progress is not None:
         progress(stats.lines)
     if phase is not None:
         phase("evaluating cases")
     counts = engine.settle()  # from nothing: the deltas are the counters
+    if engine.newest_us is not None:
+        stats.newest_day = local_day(engine.newest_us)
     if engine.duplicates:
         stats.ignored[DUPLICATE] = engine.duplicates
     for case_id, anomalies in engine.anomalies.items():

@@ -22,7 +22,6 @@ from sqlalchemy import (
     event,
     func,
     inspect,
-    or_,
     select,
     text,
 )
@@ -48,7 +47,6 @@ from models.tables import (
     EventRow,
     NoticeRow,
 )
-from models.worklist import AtRisk
 
 EVENTS = EventRow.__table__  # type: ignore[attr-defined]
 CLOCKS = ClockRow.__table__  # type: ignore[attr-defined]
@@ -292,29 +290,23 @@ class Store:
                 )
         return out
 
-    def at_risk(
-        self, today: date, indicator: str | None = None, unit: str | None = None,
-        limit: int = 1000,
-    ) -> list[AtRisk]:
-        """Open clocks due within their indicator's at-risk horizon, soonest first."""
-        c = CLOCKS.c
-        horizon = or_(*(
-            and_(c.indicator == ind.id,
-                 c.deadline <= date.fromordinal(today.toordinal() + ind.at_risk_days))
-            for ind in INDICATORS
-        ))
-        query = select(CLOCKS).where(c.state == "open", c.deadline >= today, horizon)
-        if indicator is not None:
-            query = query.where(c.indicator == indicator)
-        if unit is not None:
-            query = query.where(c.unit_id == unit)
-        query = query.order_by(c.deadline, c.indicator, c.unit_id, c.case_id).limit(limit)
-        with self.engine.connect() as conn:
-            return [
-                AtRisk(r.case_id, r.indicator, r.unit_id, r.started_at.isoformat(),
-                       r.deadline.isoformat(), (r.deadline - today).days, r.patient_ref)
-                for r in conn.execute(query)
-            ]
+    def facts_of(self, case_ids: Iterable[str]) -> dict[str, list[Fact]]:
+        """The stored facts of some cases (those that left the engine's memory)."""
+        cols = EVENTS.c
+        ids = list(case_ids)
+        out: dict[str, list[Fact]] = {}
+        try:
+            with self.engine.connect() as conn:
+                for i in range(0, len(ids), 500):
+                    query = select(cols.case_id, cols.ts_us, cols.rank, cols.event_id,
+                                   cols.unit_id, cols.ind, cols.flag, cols.text
+                                   ).where(cols.case_id.in_(ids[i:i + 500]))
+                    for row in conn.execute(query):
+                        out.setdefault(row[0], []).append(Fact(*row[1:]))
+        except SQLAlchemyError as exc:
+            raise StoreError(f"reading cases from the store failed: {_first_line(exc)}"
+                             ) from None
+        return out
 
     def dead_letter_counts(self) -> dict[str, int]:
         with self.engine.connect() as conn:

@@ -1,62 +1,135 @@
-"""One case as the streaming worker keeps it in its changelogged table (pure: no I/O).
+"""One case: the set of its facts and the clocks they give. The one case type of the core.
 
-A case's state is the set of its facts; its counter contributions and clocks are a function
-of that set (models.clocks.evaluate). `add` applies one fact and returns the deltas it
-causes, so each delta can be attributed to the one source offset that caused it: that is
-what lets the counter keeper drop a delta it has already applied after a crash.
-The JSON form is the table's value and the changelog record the SQL sink reads.
+The embedded engine keeps one per case in memory; the streaming worker keeps its JSON form
+in a changelogged table (the record the SQL sink reads too). A case's counter
+contributions and clocks are a function of its facts (models.clocks.evaluate).
+
+Memory bounds the embedded runner, so a case keeps only what is costly to recompute: a
+lone fact bare (most open clocks), else a sorted tuple, and the clock views of the last
+evaluation (None when not kept: one evaluation rebuilds them).
 """
 
 from __future__ import annotations
 
-from bisect import insort
-from dataclasses import dataclass, field
+from collections import Counter
+from collections.abc import Iterable
 from typing import Any
 
-from models.clocks import ClockView, Fact, Rules, evaluate
-from models.engine import Delta, diff
+from models.calendar import local_day
+from models.clocks import ENDED, ClockView, Fact, Rules, evaluate, is_start
 from models.measures import Key
 
+Delta = tuple[Key, int]
+Facts = Fact | tuple[Fact, ...]
 
-@dataclass(slots=True)
+
+def diff(old: Iterable[Key], new: Iterable[Key]) -> list[Delta]:
+    """The counter changes that turn the `old` contributions into the `new` ones."""
+    change: Counter[Key] = Counter(new)
+    change.subtract(old)
+    return [(k, n) for k, n in change.items() if n]
+
+
+def as_tuple(facts: Facts | None) -> tuple[Fact, ...]:
+    if facts is None:
+        return ()
+    return (facts,) if isinstance(facts, Fact) else facts
+
+
+def pack(facts: tuple[Fact, ...]) -> Facts | None:
+    """The kept form: a lone fact bare."""
+    if not facts:
+        return None
+    return facts[0] if len(facts) == 1 else facts
+
+
 class CaseState:
-    partition: int  # the events partition the case lives on (its changelog partition)
-    facts: list[Fact] = field(default_factory=list)
-    keys: list[Key] = field(default_factory=list)
-    clocks: list[ClockView] = field(default_factory=list)
-    sent: list[str] = field(default_factory=list)  # ids of the notices already emitted
+    __slots__ = ("_clocks", "_facts", "partition", "sent")
+
+    def __init__(self, partition: int = 0, facts: Facts | None = None,
+                 clocks: ClockView | tuple[ClockView, ...] | None = None,
+                 sent: list[str] | None = None) -> None:
+        self.partition = partition  # streaming: the events partition (its changelog's)
+        self._facts = facts
+        self._clocks = clocks
+        self.sent = sent  # ids of the notices already emitted (streaming)
+
+    @property
+    def facts(self) -> list[Fact]:
+        return list(as_tuple(self._facts))
+
+    @property
+    def clocks(self) -> list[ClockView]:
+        """The clock views of the last evaluation, when kept."""
+        views = self._clocks
+        if views is None:
+            return []
+        return [views] if isinstance(views, ClockView) else list(views)
+
+    def keep(self, views: list[ClockView]) -> None:
+        self._clocks = views[0] if len(views) == 1 else tuple(views)
+
+    def has(self, event_id: str) -> bool:
+        return any(f.event_id == event_id for f in as_tuple(self._facts))
+
+    def file(self, fact: Fact) -> None:
+        """Add a fact whose id is new to the case (kept unsorted until evaluated)."""
+        facts = self._facts
+        if facts is None:
+            self._facts = fact
+        elif isinstance(facts, Fact):
+            self._facts = (facts, fact)
+        else:
+            self._facts = (*facts, fact)
 
     def add(self, fact: Fact, rules: Rules) -> list[Delta] | None:
-        """Apply a fact: the counter deltas (−old, +new), or None for a repeated event id."""
-        eid = fact.event_id
-        if any(f.event_id == eid for f in self.facts):
+        """Apply one fact now: the counter deltas (−old, +new), or None for a repeated id.
+        (The streaming path: each delta is attributed to the event that caused it.)"""
+        if self.has(fact.event_id):
             return None
-        insort(self.facts, fact)
-        outcome = evaluate(self.facts, rules)
-        deltas = diff(self.keys, outcome.keys)
-        self.keys = outcome.keys
-        self.clocks = outcome.clocks
-        return deltas
+        old = evaluate(self.sorted(), rules, views=False).keys if self._facts else []
+        self.file(fact)
+        outcome = evaluate(self.sorted(), rules)
+        self.keep(outcome.clocks)
+        return diff(old, outcome.keys)
+
+    def sorted(self) -> tuple[Fact, ...]:
+        """The facts in canonical order (sorted in place once)."""
+        facts = self._facts
+        if facts is None or isinstance(facts, Fact):
+            return as_tuple(facts)
+        facts = self._facts = tuple(sorted(facts))
+        return facts
+
+    def leaves_on(self, views: list[ClockView], grace_days: int) -> int | None:
+        """The date from which the case may leave memory: once every clock has ended, the
+        day after its newest event's date plus the grace period (None: a clock is open,
+        paused or excluded, and may still change)."""
+        facts = self._facts
+        if facts is None:
+            return None
+        if isinstance(facts, Fact) and not views:
+            if is_start(facts):
+                return None  # a lone start is an open clock (its views are not kept)
+        elif not all(v.state in ENDED for v in views):
+            return None
+        return local_day(self.newest_us) + grace_days + 1
 
     @property
     def newest_us(self) -> int:
-        return self.facts[-1].ts if self.facts else 0
+        facts = self.sorted()
+        return facts[-1].ts if facts else 0
 
     def to_json(self) -> dict[str, Any]:
         return {
             "p": self.partition,
-            "f": [list(f) for f in self.facts],
-            "k": [list(k) for k in self.keys],
+            "f": [list(f) for f in self.sorted()],
             "c": [list(c) for c in self.clocks],
-            "n": self.sent,
+            "n": self.sent or [],
         }
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> CaseState:
-        return cls(
-            int(d["p"]),
-            [Fact(*f) for f in d["f"]],
-            [(k[0], k[1], k[2], k[3], k[4]) for k in d["k"]],
-            [ClockView(*c) for c in d["c"]],
-            list(d["n"]),
-        )
+        state = cls(int(d["p"]), pack(tuple(Fact(*f) for f in d["f"])), sent=list(d["n"]))
+        state.keep([ClockView(*c) for c in d["c"]])
+        return state

@@ -27,7 +27,8 @@ from models.indicators import (
 )
 
 __all__ = [
-    "DUPLICATE", "ClockView", "Fact", "Outcome", "Rules", "evaluate", "lone_views", "to_fact",
+    "DUPLICATE", "ENDED", "ClockView", "Fact", "Outcome", "Rules", "evaluate", "is_start",
+    "lone_views", "to_fact",
 ]
 
 R_CONTACT_REQ, R_CONTACT_DONE, R_ASSESS_NEEDED, R_ASSESS_DONE = 0, 1, 2, 3
@@ -317,10 +318,19 @@ def evaluate(facts: Sequence[Fact], rules: Rules, *, views: bool = True) -> Outc
     return Outcome(keys, out, anomalies)
 
 
+# states a clock never leaves
+ENDED = frozenset({STATE_NAMES[FULFILLED], STATE_NAMES[CANCELLED]})
+
+
+def is_start(fact: Fact) -> bool:
+    """The fact opens a clock (a start event that matched an indicator)."""
+    return fact.ind >= 0 and fact.rank < R_PAUSE
+
+
 def lone_views(fact: Fact, rules: Rules) -> list[ClockView]:
     """`evaluate([fact], rules).clocks` without the counters: a lone start is one open
     clock, any other lone fact none (the engine keeps no views for one-fact cases)."""
-    if fact.ind >= 0 and fact.rank < R_PAUSE:
+    if is_start(fact):
         return [_Clock(fact.ind, fact, rules).view()]
     return []
 

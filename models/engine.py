@@ -19,46 +19,17 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
+from models.casestate import CaseState, Delta, Facts, as_tuple, pack
 from models.clocks import ClockView, Fact, Outcome, Rules, evaluate, lone_views
-from models.indicators import INDICATORS
 from models.measures import Key
 
-AT_RISK_DAYS = tuple(i.at_risk_days for i in INDICATORS)
+__all__ = ["Delta", "Engine", "counts_of"]
 
-Delta = tuple[Key, int]
-# A case's facts: a lone fact bare (most open clocks), else a sorted tuple
-Facts = Fact | tuple[Fact, ...]
 _FLUSH = 1 << 16  # keys gathered before they are folded into the running difference
 
 
-class Case:
-    """One case: its facts, sorted at each settle, and the clock views they gave then.
-
-    The views of a lone fact are not kept (None): rebuilding them is one small evaluation.
-    """
-
-    __slots__ = ("_clocks", "_facts")
-
-    def __init__(self, fact: Fact) -> None:
-        self._facts: Facts = fact
-        self._clocks: ClockView | tuple[ClockView, ...] | None = None
-
-    @property
-    def facts(self) -> list[Fact]:
-        return _as_list(self._facts)
-
-
 def _as_list(facts: Facts | None) -> list[Fact]:
-    if facts is None:
-        return []
-    return [facts] if isinstance(facts, Fact) else list(facts)
-
-
-def diff(old: Iterable[Key], new: Iterable[Key]) -> list[Delta]:
-    """The counter changes that turn the `old` contributions into the `new` ones."""
-    change: Counter[Key] = Counter(new)
-    change.subtract(old)
-    return [(k, n) for k, n in change.items() if n]
+    return list(as_tuple(facts))
 
 
 @dataclass
@@ -66,8 +37,9 @@ class Engine:
     """Clock state of many cases."""
 
     rules: Rules = field(default_factory=Rules)
-    allowed_lateness_us: int = 0
-    cases: dict[str, Case] = field(default_factory=dict)
+    # days a case whose clocks have all ended stays after its newest event (None: forever)
+    grace_days: int | None = None
+    cases: dict[str, CaseState] = field(default_factory=dict)
     newest_us: int | None = None
     duplicates: int = 0
     # keep the clock views of settled cases (the worklist and the clocks table read them);
@@ -77,6 +49,9 @@ class Engine:
     anomalies: dict[str, list[tuple[int, Fact]]] = field(default_factory=dict, init=False)
     # dirty cases -> their facts at the last settle (None: the case is new since)
     _before: dict[str, Facts | None] = field(default_factory=dict, init=False, repr=False)
+    evicted: int = 0  # cases that have left memory (final: see `evict`)
+    # date from which a case whose clocks had all ended may leave -> those cases
+    _leaving: dict[int, list[str]] = field(default_factory=dict, init=False, repr=False)
 
     @property
     def dirty(self) -> Iterable[str]:
@@ -87,22 +62,14 @@ class Engine:
         """File a fact; False if its id was already seen in the case (the first one stands)."""
         case = self.cases.get(case_id)
         if case is None:
-            self.cases[case_id] = Case(fact)
+            self.cases[case_id] = CaseState(facts=fact)
             self._before.setdefault(case_id, None)
         else:
             facts = case._facts
-            eid = fact.event_id
-            if isinstance(facts, Fact):
-                if facts.event_id == eid:
-                    self.duplicates += 1
-                    return False
-                case._facts = (facts, fact)
-            else:
-                for f in facts:
-                    if f.event_id == eid:
-                        self.duplicates += 1
-                        return False
-                case._facts = (*facts, fact)
+            if case.has(fact.event_id):
+                self.duplicates += 1
+                return False
+            case.file(fact)
             if case_id not in self._before:
                 self._before[case_id] = facts
         if self.newest_us is None or fact.ts > self.newest_us:
@@ -128,16 +95,15 @@ class Engine:
             case = self.cases[case_id]
             if before is not None:  # a case cut in two by a batch boundary: evaluated twice
                 old += _evaluate(before, rules).keys
-            facts = case._facts
-            if isinstance(facts, Fact):
-                outcome = evaluate((facts,), rules, views=clocks_out is not None)
+            if isinstance(case._facts, Fact):
+                outcome = evaluate((case._facts,), rules, views=clocks_out is not None)
             else:
-                facts = case._facts = tuple(sorted(facts))
-                outcome = evaluate(facts, rules, views=want_views)
+                outcome = evaluate(case.sorted(), rules, views=want_views)
                 if self.keep_clocks:
-                    views = outcome.clocks
-                    case._clocks = views[0] if len(views) == 1 else tuple(views)
+                    case.keep(outcome.clocks)
             new += outcome.keys
+            if self.grace_days is not None:
+                self._note_if_closed(case_id, case, outcome.clocks)
             if clocks_out is not None:
                 clocks_out.extend((case_id, v) for v in outcome.clocks)
             if outcome.anomalies:
@@ -158,12 +124,48 @@ class Engine:
         """One event in, its deltas out (the streaming path)."""
         return self.settle() if self.add(case_id, fact) else []
 
-    @property
-    def watermark_us(self) -> int | None:
-        """Event-time "now": the newest event time minus the allowed lateness."""
-        if self.newest_us is None:
-            return None
-        return self.newest_us - self.allowed_lateness_us
+    # ------------------------------------------------------------ bounded memory
+
+    def _note_if_closed(self, case_id: str, case: CaseState, views: list[ClockView]) -> None:
+        leave = case.leaves_on(views, self.grace_days or 0)
+        if leave is not None:
+            self._leaving.setdefault(leave, []).append(case_id)
+
+    def evict(self, today: int) -> list[str]:
+        """Let final cases leave memory: every clock ended, and `today` (the watermark's
+        date) past the newest event's date by the grace period. Their counters stay; a
+        later event for one is handled by `readmit` with the facts read back."""
+        gone: list[str] = []
+        for day in [d for d in self._leaving if d <= today]:
+            for case_id in self._leaving.pop(day):
+                case = self.cases.get(case_id)
+                if case is None or case_id in self._before:
+                    continue  # gone already, or facts came since (noted again at settle)
+                leave = case.leaves_on(self.clocks_of(case_id), self.grace_days or 0)
+                if leave is None or leave > today:
+                    continue  # reopened, or a newer event (noted again under its date)
+                del self.cases[case_id]
+                self.anomalies.pop(case_id, None)
+                gone.append(case_id)
+        self.evicted += len(gone)
+        return gone
+
+    def fresh(self) -> list[str]:
+        """Cases first seen since the last settle (an evicted case comes back as one)."""
+        return [c for c, before in self._before.items() if before is None]
+
+    def readmit(self, case_id: str, stored: Iterable[Fact]) -> list[Fact]:
+        """Give a case that came back its stored facts, as at the last settle before it
+        left, so the next settle emits the exact difference. The new facts that repeat a
+        stored event id (the first one stands)."""
+        old = tuple(sorted(stored))
+        case = self.cases[case_id]
+        known = {f.event_id for f in old}
+        repeats = [f for f in case.facts if f.event_id in known]
+        case._facts = pack(old + tuple(f for f in case.facts if f.event_id not in known))
+        self._before[case_id] = pack(old)
+        self.duplicates += len(repeats)
+        return repeats
 
     def settled_facts(self, case_id: str) -> list[Fact]:
         """The case's facts as of the last settle, sorted."""
@@ -185,7 +187,7 @@ class Engine:
         if isinstance(before, Fact):
             return lone_views(before, self.rules)
         if views is None:  # not kept: one evaluation rebuilds them
-            return evaluate(before, self.rules).clocks
+            return evaluate(as_tuple(before), self.rules).clocks
         return [views] if isinstance(views, ClockView) else list(views)
 
     def clocks(self) -> Iterator[tuple[str, ClockView]]:
@@ -205,15 +207,6 @@ class Engine:
 
 def _evaluate(facts: Facts, rules: Rules) -> Outcome:
     return evaluate((facts,) if isinstance(facts, Fact) else facts, rules, views=False)
-
-
-def at_risk_counts(clocks: Iterable[ClockView], today: int) -> Counter[tuple[int, str]]:
-    """Open clocks due within their indicator's at-risk horizon, per (indicator, unit)."""
-    out: Counter[tuple[int, str]] = Counter()
-    for c in clocks:
-        if c.state == "open" and 0 <= c.deadline - today <= AT_RISK_DAYS[c.indicator]:
-            out[(c.indicator, c.unit)] += 1
-    return out
 
 
 def counts_of(engine: Engine) -> Counter[Key]:

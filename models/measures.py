@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from models.events import DUPLICATE
 from models.indicators import BY_ID, INDICATORS, REGION_UNIT
 
 Key = tuple[int, int, str, int, int]
@@ -45,17 +44,6 @@ _SNAPSHOT: dict[int, tuple[str, int]] = {
     WAITING: ("waiting", 1), WAITING_END: ("waiting", -1),
     OVER: ("waiting_over_limit", 1), OVER_END: ("waiting_over_limit", -1),
 }
-
-
-def ignored(counts: Iterable[tuple[Key, int]], duplicates: int) -> dict[str, int]:
-    """Valid events that changed no clock, by reason: repeated ids, and those fitting no
-    clock (the INCONSISTENT / ORPHAN counters)."""
-    out = dict.fromkeys(ANOMALY_REASONS.values(), 0)
-    out[DUPLICATE] = duplicates
-    for key, n in counts:
-        if key[0] in ANOMALY_REASONS:
-            out[ANOMALY_REASONS[key[0]]] += n
-    return out
 
 
 def ratio(num: int, den: int) -> float | None:
@@ -193,49 +181,3 @@ def window_first(window: str, as_of: date) -> date:
     if window.endswith("d") and window[:-1].isdigit():
         return date.fromordinal(as_of.toordinal() - int(window[:-1]) + 1)
     raise ValueError(f"window: '{window}' is not one of {', '.join(WINDOWS)}")
-
-
-@dataclass(slots=True)
-class Live:
-    """Per indicator × unit at a snapshot: the figures the metrics show."""
-
-    within: dict[str, int]  # window -> completed within the limit
-    over: dict[str, int]  # window -> completed over the limit
-    waiting: int = 0
-    waiting_over_limit: int = 0
-    paused: int = 0
-    excluded: int = 0
-    breaches: int = 0
-
-
-def live_at(counts: Iterable[tuple[Key, int]], as_of: date) -> dict[tuple[int, str], Live]:
-    """One pass over the counters for every window at once (the /metrics hot path)."""
-    snap = as_of.toordinal()
-    firsts = [(w, window_first(w, as_of).toordinal()) for w in WINDOWS]
-    out: dict[tuple[int, str], Live] = {}
-    for (measure, ind, unit, day, until), n in counts:
-        if day > snap or ind < 0 or not n:
-            continue
-        live = out.get((ind, unit))
-        if live is None:
-            live = out[(ind, unit)] = Live(dict.fromkeys(WINDOWS, 0), dict.fromkeys(WINDOWS, 0))
-        moved = _SNAPSHOT.get(measure)
-        if moved is not None:
-            setattr(live, moved[0], getattr(live, moved[0]) + moved[1] * n)
-        elif measure == COMPLETED:
-            for w, first in firsts:
-                if day >= first:
-                    live.over[w] += n
-        elif measure == WITHIN:  # over = completed - within
-            for w, first in firsts:
-                if day >= first:
-                    live.within[w] += n
-                    live.over[w] -= n
-        elif measure == BREACH:
-            live.breaches += n
-        elif measure in (PAUSED, EXCLUDED) and (until == 0 or until > snap):
-            if measure == PAUSED:
-                live.paused += n
-            else:
-                live.excluded += n
-    return out

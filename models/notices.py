@@ -1,7 +1,6 @@
 """Breach and at-risk notices (SPEC §3): which open clocks the watermark has made due.
 
-A clock is breached once the watermark's local date is past its deadline day while it is
-still open; it is at risk while its deadline is within its indicator's horizon. Each notice
+Which open clocks are breached or at risk is `models.worklist.urgency`. Each notice
 has a stable id (case, indicator, clock start), so it is emitted once per clock start and a
 consumer can de-duplicate after a crash. Pure: the caller passes "today".
 """
@@ -16,8 +15,9 @@ from typing import Any
 from models.calendar import from_micros
 from models.clocks import ClockView
 from models.indicators import INDICATORS
+from models.worklist import AT_RISK, BREACH, urgency
 
-BREACH, AT_RISK = "breach", "at_risk"
+__all__ = ["AT_RISK", "BREACH", "Notice", "due"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,13 +44,10 @@ def due(case_id: str, clocks: Iterable[ClockView], sent: Iterable[str], today: i
     for c in clocks:
         if c.state != "open":
             continue
-        left = c.deadline - today
-        if left < 0:
-            kind = BREACH
-        elif left <= INDICATORS[c.indicator].at_risk_days:
-            kind = AT_RISK
-        else:
+        kind = urgency(c.indicator, c.deadline, today)
+        if kind is None:
             continue
+        left = c.deadline - today
         ind = INDICATORS[c.indicator].id
         notice_id = f"{kind}:{case_id}:{ind}:{c.start}"
         if notice_id in done:

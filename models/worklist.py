@@ -1,14 +1,31 @@
-"""The at-risk worklist (SPEC §5.3): open clocks due within their indicator's horizon."""
+"""The one horizon rule (SPEC §3) and the worklist rows it selects (SPEC §5.3).
+
+An open clock is *breached* once the watermark's local date is past its deadline day, and
+*at risk* while its deadline is within its indicator's `at_risk_days`. The worklist, the
+at-risk gauge and the breach/at-risk notices all ask `urgency`.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
 from models.calendar import from_micros
 from models.clocks import ClockView
-from models.indicators import BY_ID, INDICATORS
+from models.indicators import INDICATORS
+
+BREACH, AT_RISK = "breach", "at_risk"
+# per indicator position: days before the deadline from which an open clock is at risk
+HORIZON: tuple[int, ...] = tuple(i.at_risk_days for i in INDICATORS)
+
+
+def urgency(indicator: int, deadline: int, today: int) -> str | None:
+    """BREACH, AT_RISK or None for an open clock due on `deadline` (date ordinals)."""
+    left = deadline - today
+    if left < 0:
+        return BREACH
+    return AT_RISK if left <= HORIZON[indicator] else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,25 +35,25 @@ class AtRisk:
     unit_id: str
     started_at: str
     deadline: str
-    days_left: int
+    days_left: int  # negative once the deadline has passed
     patient_ref: str | None  # pseudonymous reference only, never identity
+    days_over: int = 0  # days past the deadline (0 while still within it)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"case_id": self.case_id, "indicator": self.indicator, "unit_id": self.unit_id,
+                "started_at": self.started_at, "deadline": self.deadline,
+                "days_left": self.days_left, "patient_ref": self.patient_ref,
+                "days_over": self.days_over}
 
 
-def worklist(
-    clocks: Iterable[tuple[str, ClockView]], today: date, indicator: str | None = None,
-    unit: str | None = None, limit: int = 1000,
-) -> list[AtRisk]:
-    """Soonest deadline first, as the store's query orders them."""
-    day = today.toordinal()
-    want = BY_ID[indicator] if indicator is not None else None
-    hits = sorted(
-        (c.deadline, INDICATORS[c.indicator].id, c.unit, case_id, c)
-        for case_id, c in clocks
-        if c.state == "open" and 0 <= c.deadline - day <= INDICATORS[c.indicator].at_risk_days
-        and (want is None or INDICATORS[c.indicator] is want) and (unit is None or c.unit == unit)
-    )
-    return [
-        AtRisk(case_id, ind, u, from_micros(c.start).isoformat(),
-               date.fromordinal(deadline).isoformat(), deadline - day, c.patient_ref)
-        for deadline, ind, u, case_id, c in hits[:limit]
-    ]
+def dates_of(c: ClockView) -> tuple[str, str]:
+    """A clock's start and deadline as the worklist shows them."""
+    return from_micros(c.start).isoformat(), date.fromordinal(c.deadline).isoformat()
+
+
+def at_risk_row(case_id: str, c: ClockView, today: int,
+                dates: tuple[str, str] | None = None) -> AtRisk:
+    started, deadline = dates or dates_of(c)
+    left = c.deadline - today
+    return AtRisk(case_id, INDICATORS[c.indicator].id, c.unit, started, deadline, left,
+                  c.patient_ref, max(0, -left))

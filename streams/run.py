@@ -17,6 +17,7 @@ from typing import Any
 import uvicorn
 from faust import Worker as FaustWorker
 
+from consumers.store import Store, StoreError
 from models.settings import Settings
 from streams.app import Monitor, build
 from streams.worker import Worker
@@ -41,7 +42,7 @@ class _InLoopServer(uvicorn.Server):
 def wire(monitor: Monitor) -> Worker:
     """Register the agents and the HTTP server on the app; the worker state they share."""
     app, settings = monitor.app, monitor.settings
-    worker = Worker(monitor)
+    worker = Worker(monitor, open_archive(settings))
 
     @app.agent(monitor.events, name="clocks")
     async def clocks(stream: Any) -> None:
@@ -57,8 +58,8 @@ def wire(monitor: Monitor) -> Worker:
 
     async def serve() -> None:
         token = settings.api_token.get_secret_value() if settings.api_token else None
-        api = create_app(worker, registry_for(worker.snapshot), worker.today, token,
-                         settings.disclosure(), watermark_us=lambda: worker.watermark_us)
+        api = create_app(worker.source(), registry_for(worker.snapshot), worker.today, token,
+                         settings.disclosure(), watermark_us=lambda: worker.view.watermark_us)
         config = uvicorn.Config(api, host=settings.http_host, port=settings.http_port,
                                 log_level="warning", access_log=False)
         log.info("serving /metrics and the API on %s:%d", settings.http_host,
@@ -67,6 +68,16 @@ def wire(monitor: Monitor) -> Worker:
 
     app.task(serve)
     return worker
+
+
+def open_archive(settings: Settings) -> Store | None:
+    """The store the sink fills, where final cases are read back from (None: it cannot be
+    opened, and every case stays in memory)."""
+    try:
+        return Store(settings.database_url)
+    except StoreError as exc:
+        log.warning("final cases stay in memory: %s", exc)
+        return None
 
 
 async def _whole(step: Coroutine[Any, Any, None]) -> None:

@@ -15,9 +15,10 @@ written makes them produce the same deltas again, with the same offsets, which t
 groups skip. Notices are at least once with stable ids; a restart does not repeat them
 unless the worker died between sending and marking.
 
-Each process also keeps in-memory mirrors of its partitions (counters, open clocks, the
-due-date index for notices) for /metrics and the API; they are rebuilt from the tables
-whenever the partition assignment changes.
+Each process keeps a live view (models.live) of its partitions, fed by both agents in one
+synchronous step per batch: /metrics and the API read it on the same event loop, so a read
+never sees half a batch. It is rebuilt from the tables whenever the partition assignment
+changes.
 """
 
 from __future__ import annotations
@@ -26,16 +27,15 @@ import asyncio
 import logging
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterator, Sequence
 from datetime import date
 from typing import Any
 
 import orjson
 
-from models import measures
-from models.calendar import local_day
-from models.casestate import CaseState
-from models.clocks import ClockView, to_fact
+from consumers.store import Store, StoreError
+from models.casestate import CaseState, pack
+from models.clocks import evaluate
 from models.countergroup import (
     CounterGroup,
     Entry,
@@ -45,63 +45,52 @@ from models.countergroup import (
     route_key,
 )
 from models.deadletter import DeadLetter
-from models.engine import at_risk_counts
-from models.events import Rejection, parse_event
-from models.indicators import INDICATORS
+from models.indicators import ORDER
+from models.ingest import ingest
+from models.live import Group, LiveView
 from models.measures import Key, Period, Row, accumulate
 from models.notices import due
-from models.worklist import AtRisk, worklist
 from streams.app import Monitor
-from web.metrics import MetricsSnapshot
+from web.metrics import MetricsSnapshot, snapshot_of
+from web.reads import LiveSource
 
 log = logging.getLogger("vardgaranti.worker")
 
-# notices can become due on these days relative to the deadline: at-risk from the horizon
-# on, breach the day after the deadline
-_NOTICE_DAYS = tuple((-i.at_risk_days, 1) for i in INDICATORS)
+
+def wall_us() -> int:
+    """The wall clock, for the live watermark (injected into the pure live view)."""
+    return int(time.time() * 1_000_000)
 
 
 class Worker:
-    def __init__(self, monitor: Monitor) -> None:
+    def __init__(self, monitor: Monitor, archive: Store | None = None) -> None:
+        """`archive`: the SQL store the sink fills. With it, final cases leave the `cases`
+        table (a tombstone on its changelog) and come back from it when an event arrives."""
         self.m = monitor
-        self.rules = monitor.settings.rules()
-        self.lateness_us = monitor.settings.allowed_lateness_us
-        self.live = monitor.settings.live_watermark
-        self.counts: Counter[Key] = Counter()
-        self.open_clocks: dict[bytes, list[ClockView]] = {}
-        self.due_index: dict[int, set[bytes]] = defaultdict(set)
-        self.checked_day: int | None = None
+        self.archive = archive
+        s = monitor.settings
+        self.grace_days = s.grace_days
+        self.evicted = 0
+        self._leaving: dict[int, set[bytes]] = {}  # date a final case may leave -> cases
+        self.rules = s.rules()
+        self.view = LiveView(s.allowed_lateness_us, wall_us if s.live_watermark else None)
         self.processed: Counter[str] = Counter()
         self.rejected: Counter[str] = Counter()
         self.duplicates = 0
-        self.newest_us: int | None = None
         self.last_event_wall: float | None = None
         self.positions: dict[tuple[str, int], int] = {}  # next offset per topic/partition
         self.notices_sent = 0
+        self._due: set[str] = set()  # cases whose clocks the watermark made due
         self._assignment: frozenset[Any] | None = None
 
-    # ------------------------------------------------------------ time
-
-    @property
-    def watermark_us(self) -> int | None:
-        """Newest event time minus the allowed lateness; the wall clock if later and live."""
-        wall = int(time.time() * 1_000_000) if self.live else None
-        if self.newest_us is None:
-            return wall
-        return max(self.newest_us - self.lateness_us, wall or 0)
+    def today(self) -> date | None:
+        return self.view.today_date()
 
     async def tick(self) -> None:
         """On a timer: in live mode the watermark moves without events, and so do notices."""
-        if self.live and self.recovered():
+        if self.view.wall_us is not None and self.recovered():
+            self._due |= self.view.advance()
             await self._notify({})
-
-    def today(self) -> date | None:
-        wm = self.watermark_us
-        return date.fromordinal(local_day(wm)) if wm is not None else None
-
-    def _seen(self, ts: int) -> None:
-        if self.newest_us is None or ts > self.newest_us:
-            self.newest_us = ts
 
     # ------------------------------------------------------------ events -> cases -> deltas
 
@@ -110,26 +99,33 @@ class Worker:
         touched: dict[bytes, CaseState] = {}
         deltas: dict[tuple[bytes, int], list[Entry]] = defaultdict(list)
         dead: list[DeadLetter] = []
+        newest = self.view.newest_us
+        processed: Counter[str] = Counter()
+        duplicates = 0
+        batch_in = []
         for event in batch:
             msg = event.message
             self.positions[(msg.topic, msg.partition)] = msg.offset + 1
             raw = event.value if isinstance(event.value, bytes) else bytes(event.value or b"")
-            parsed = parse_event(raw)
-            if isinstance(parsed, Rejection):
-                self.rejected[parsed.reason] += 1
-                source = f"{msg.topic}/{msg.partition}/{msg.offset}"
-                dead.append(DeadLetter.of(source, parsed.reason, parsed.message, raw))
+            batch_in.append((msg, ingest(raw, f"{msg.topic}/{msg.partition}/{msg.offset}")))
+        back = self._read_back({got.case_id.encode() for _, got in batch_in
+                                if not isinstance(got, DeadLetter)})
+        for msg, got in batch_in:
+            if isinstance(got, DeadLetter):
+                dead.append(got)
                 continue
-            key = parsed["case_id"].encode()
-            state = touched.get(key) or self._case(key, msg.partition)
-            fact = to_fact(parsed)
-            changes = state.add(fact, self.rules)
+            key = got.case_id.encode()
+            state = touched.get(key)
+            if state is None:
+                state = back.get(key) or self._case(key, msg.partition)
+                state.partition = msg.partition
+            changes = state.add(got.fact, self.rules)
             if changes is None:
-                self.duplicates += 1
+                duplicates += 1
                 continue
             touched[key] = state
-            self.processed[parsed["type"]] += 1
-            self._seen(fact.ts)
+            processed[got.type] += 1
+            newest = max(newest or got.fact.ts, got.fact.ts)
             for k, n in changes:
                 deltas[(route_key(k), msg.partition)].append(
                     (msg.offset, k[0], k[3], k[4], n))
@@ -138,63 +134,111 @@ class Worker:
         # (1) deltas and dead letters, acknowledged before the cases are written
         sends = [
             await self.m.deltas.send(
-                key=rkey, value=orjson.dumps({"p": source, "e": entries, "w": self.newest_us}))
+                key=rkey, value=orjson.dumps({"p": source, "e": entries, "w": newest}))
             for (rkey, source), entries in deltas.items()
         ]
         sends += [await self.m.dlq.send(value=d.to_json()) for d in dead]
         await _delivered(sends)
-        # (2) the cases
+        # (2) the cases, and their clocks and the batch's counts into the live view and the
+        # pipeline counters: one synchronous step, which a read sees whole or not at all
         for key, state in touched.items():
-            self._store_case(key, state)
+            _put(self.m.cases, state.partition, key, state.to_json())
+            self.view.set_clocks(key.decode(), state.clocks)
+            self._note_if_final(key, state)
+        self._due |= self.view.advance(newest)
+        self.processed.update(processed)
+        self.rejected.update(d.reason for d in dead)
+        self.duplicates += duplicates
         # (3) notices that the watermark or these events made due
         await self._notify(touched)
         self.last_event_wall = time.time()
+        self._evict()
+
+    # ------------------------------------------------------------ bounded state
+
+    def _note_if_final(self, key: bytes, state: CaseState) -> None:
+        if self.archive is not None:
+            leave = state.leaves_on(state.clocks, self.grace_days)
+            if leave is not None:
+                self._leaving.setdefault(leave, set()).add(key)
+
+    def _evict(self) -> None:
+        """Final cases whose facts the store holds leave the table: a tombstone on its
+        changelog (the sink keeps their rows). Not yet in the store: tried again tomorrow."""
+        today = self.view.today
+        if self.archive is None or today is None:
+            return
+        due: dict[bytes, CaseState] = {}
+        for day in [d for d in self._leaving if d <= today]:
+            for key in self._leaving.pop(day):
+                value = self.m.cases.data.get(key)
+                if value is None:
+                    continue
+                state = CaseState.from_json(value)
+                leave = state.leaves_on(state.clocks, self.grace_days)
+                if leave is not None and leave <= today:
+                    due[key] = state
+        if not due:
+            return
+        try:
+            stored = self.archive.facts_of(k.decode() for k in due)
+        except StoreError as exc:
+            log.warning("final cases stay in memory: %s", exc)
+            stored = {}
+        for key, state in due.items():
+            have = {f.event_id for f in stored.get(key.decode(), ())}
+            if not all(f.event_id in have for f in state.facts):
+                self._leaving.setdefault(today + 1, set()).add(key)
+                continue
+            del self.m.cases.data[key]
+            self.m.cases.send_changelog(state.partition, key, None, value_serializer="raw")
+            self.evicted += 1
+
+    def _read_back(self, keys: set[bytes]) -> dict[bytes, CaseState]:
+        """The cases among `keys` that left the table, as the store holds them."""
+        unknown = [k.decode() for k in keys if k not in self.m.cases.data]
+        if self.archive is None or not unknown:
+            return {}
+        try:
+            stored = self.archive.facts_of(unknown)
+        except StoreError as exc:  # counted as new cases: exact unless one had left
+            log.warning("cannot look up cases that may have left memory: %s", exc)
+            return {}
+        out: dict[bytes, CaseState] = {}
+        for case_id, facts in stored.items():
+            state = CaseState(0, pack(tuple(sorted(facts))))  # partition: its event's
+            state.keep(evaluate(state.sorted(), self.rules).clocks)
+            out[case_id.encode()] = state
+        return out
 
     def _case(self, key: bytes, partition: int) -> CaseState:
         value = self.m.cases.data.get(key)
         return CaseState.from_json(value) if value is not None else CaseState(partition)
 
-    def _store_case(self, key: bytes, state: CaseState) -> None:
-        _put(self.m.cases, state.partition, key, state.to_json())
-        self._index(key, state.clocks)
-
-    def _index(self, key: bytes, clocks: list[ClockView]) -> None:
-        still = [c for c in clocks if c.state == "open"]
-        if not still:
-            self.open_clocks.pop(key, None)
-            return
-        self.open_clocks[key] = still
-        for c in still:
-            for offset in _NOTICE_DAYS[c.indicator]:
-                self.due_index[c.deadline + offset].add(key)
-
     async def _notify(self, touched: dict[bytes, CaseState]) -> None:
-        wm = self.watermark_us
-        if wm is None:
+        today = self.view.today
+        if today is None:
             return
-        today = local_day(wm)
         candidates = dict(touched)
-        if self.checked_day is None or today > self.checked_day:
-            first = min(self.due_index, default=today) if self.checked_day is None else (
-                self.checked_day + 1)
-            for day in range(first, today + 1):
-                for key in self.due_index.pop(day, ()):
-                    if key not in candidates and key in self.open_clocks:
-                        candidates[key] = self._case(key, 0)
-            self.checked_day = today
+        for case_id in self._due:
+            key = case_id.encode()
+            if key not in candidates and key in self.m.cases.data:
+                candidates[key] = self._case(key, 0)
+        self._due = set()
         marked: list[tuple[bytes, CaseState]] = []
         sends = []
         for key, state in candidates.items():
-            notices = due(key.decode(), state.clocks, state.sent, today)
+            notices = due(key.decode(), state.clocks, state.sent or (), today)
             if not notices:
                 continue
+            state.sent = state.sent or []
             for n in notices:
                 sends.append(await self.m.breaches.send(key=key, value=orjson.dumps(n.as_dict())))
                 state.sent.append(n.notice_id)
             marked.append((key, state))
         await _delivered(sends)
         for key, state in marked:
-            self._store_case(key, state)
+            _put(self.m.cases, state.partition, key, state.to_json())
         self.notices_sent += len(sends)
 
     # ------------------------------------------------------------ deltas -> counters
@@ -202,13 +246,15 @@ class Worker:
     async def on_deltas(self, batch: Sequence[Any]) -> None:
         self.refresh()
         groups: dict[bytes, CounterGroup] = {}
+        applied: list[tuple[Key, int]] = []
+        newest = None
         for event in batch:
             msg = event.message
             self.positions[(msg.topic, msg.partition)] = msg.offset + 1
             ind, unit = parse_route_key(bytes(msg.key))
             body = orjson.loads(event.value)
             if body.get("w") is not None:
-                self._seen(int(body["w"]))
+                newest = max(newest or 0, int(body["w"]))
             by_day: dict[int, list[GroupEntry]] = defaultdict(list)
             for offset, measure, day, until, change in body["e"]:
                 by_day[day].append((offset, measure, until, change))
@@ -221,60 +267,65 @@ class Worker:
                         CounterGroup.from_json(value) if value is not None
                         else CounterGroup(msg.partition)
                     )
-                for measure, until, change in group.apply(int(body["p"]), entries):
-                    self.counts[(measure, ind, unit, day, until)] += change
+                applied.extend(((measure, ind, unit, day, until), change)
+                               for measure, until, change in group.apply(int(body["p"]), entries))
         for key, group in groups.items():
             _put(self.m.counts, group.partition, key, group.to_json())
+        # the counters into the live view: one synchronous step
+        self.view.apply(applied)
+        self._due |= self.view.advance(newest)
+        if self._due:
+            await self._notify({})
 
-    # ------------------------------------------------------------ mirrors
+    # ------------------------------------------------------------ the live view
 
     def refresh(self) -> None:
-        """Rebuild the mirrors when this process's partitions changed (after recovery)."""
-        app = self.m.app
+        """Rebuild the live view when this process's partitions changed (after recovery)."""
         if not self.recovered():
             return
-        assignment = frozenset(app.consumer.assignment())
+        assignment = frozenset(self.m.app.consumer.assignment())
         if assignment == self._assignment:
             return
         self._assignment = assignment
-        s = self.m.settings
         mine = {(tp.topic, tp.partition) for tp in assignment}
-        self.counts.clear()
-        self.open_clocks.clear()
-        self.due_index.clear()
-        self.checked_day = None
-        for key, value in list(self.m.counts.data.items()):
-            if (self.m.deltas.get_topic_name(), value["p"]) in mine:
-                self.counts.update(dict(CounterGroup.from_json(value).items(key)))
+        self.view.reset()
+        self._leaving = {}
+        self._due = set()
+        self.view.apply(self._counters())
+        newest = None
         for key, value in list(self.m.cases.data.items()):
-            if (s.events_topic, value["p"]) in mine:
+            if (self.m.settings.events_topic, value["p"]) in mine:
                 state = CaseState.from_json(value)
-                self._index(key, state.clocks)
-                self._seen(state.newest_us)
-        log.info("partitions assigned: %d cases with open clocks, %d counters",
-                 len(self.open_clocks), len(self.counts))
-
-    def clocks(self) -> Iterable[tuple[str, ClockView]]:
-        for key, clocks in self.open_clocks.items():
-            case_id = key.decode()
-            for c in clocks:
-                yield case_id, c
-
-    @property
-    def ignored(self) -> dict[str, int]:
-        return measures.ignored(self.counts.items(), self.duplicates)
+                self.view.set_clocks(key.decode(), state.clocks)
+                self._note_if_final(key, state)
+                newest = max(newest or 0, state.newest_us)
+        self._due = self.view.advance(newest)
+        log.info("partitions assigned: %d cases with open clocks", self.view.open_cases())
 
     def snapshot(self) -> MetricsSnapshot:
         self.refresh()
-        today = self.today()
-        at_risk = (at_risk_counts((c for _, c in self.clocks()), today.toordinal())
-                   if today is not None else {})
-        return MetricsSnapshot(
-            counts=list(self.counts.items()), watermark_us=self.watermark_us, at_risk=at_risk,
-            processed=self.processed, rejected=self.rejected, ignored=self.ignored,
-            last_event_wall=self.last_event_wall, newest_event_us=self.newest_us,
-            consumer_lag=self.lag(),
-        )
+        return snapshot_of(self.view, self.processed, self.rejected, self.duplicates,
+                           self.last_event_wall, self.lag())
+
+    def source(self) -> LiveSource:
+        """What the API reads."""
+        return LiveSource(self.view, self.history, self.ping)
+
+    def _counters(self) -> Iterator[tuple[Key, int]]:
+        """The counters of this worker's partitions, from the `counts` table."""
+        mine = {(tp.topic, tp.partition) for tp in self._assignment or ()}
+        deltas = self.m.deltas.get_topic_name()
+        for key, value in list(self.m.counts.data.items()):
+            if (deltas, value["p"]) in mine:
+                yield from CounterGroup.from_json(value).items(key)
+
+    def history(self, period: Period, indicator: str | None = None) -> dict[Group, Row]:
+        """Rows of a period that ends before the watermark, from this worker's counters
+        (they are not kept twice in memory: a past period is a rare read)."""
+        rows = accumulate(self._counters(), period)
+        if indicator is None:
+            return rows
+        return {k: r for k, r in rows.items() if k[0] == ORDER[indicator]}
 
     def lag(self) -> dict[tuple[str, int], int]:
         consumer = self.m.app.consumer
@@ -287,18 +338,6 @@ class Worker:
                 out[(tp.topic, tp.partition)] = max(0, high - self.positions.get(
                     (tp.topic, tp.partition), 0))
         return out
-
-    # ------------------------------------------------------------ the API's source
-
-    def per_unit(self, period: Period, indicator: str | None = None) -> dict[tuple[int, str], Row]:
-        rows = accumulate(self.counts.items(), period)
-        if indicator is None:
-            return rows
-        return {k: r for k, r in rows.items() if r.indicator == indicator}
-
-    def at_risk(self, today: date, indicator: str | None = None, unit: str | None = None,
-                limit: int = 1000) -> list[AtRisk]:
-        return worklist(self.clocks(), today, indicator, unit, limit)
 
     def ping(self) -> bool:
         """Ready once the tables are recovered, partitions are assigned and the broker answers."""

@@ -32,7 +32,7 @@ from models.clocks import Rules
 from models.events import PERSONNUMMER
 from tests.support.events import ev
 from vardgaranti.cli import main
-from vardgaranti.serve import pipeline_snapshot
+from vardgaranti.serve import pipeline_snapshot, pipeline_source
 from web.api import create_app
 from web.metrics import registry_for
 
@@ -156,14 +156,15 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         replay([log], store, pipeline)
         world = World(log, store, pipeline)
         client = TestClient(create_app(
-            store, registry_for(lambda: pipeline_snapshot(pipeline)), pipeline.today, TOKEN))
+            pipeline_source(pipeline, store),
+            registry_for(lambda: pipeline_snapshot(pipeline)), pipeline.today, TOKEN))
         requests: dict[str, tuple[str, dict[str, str], dict[str, str]]] = {
             "metrics": ("/metrics", {}, {}),
             "at-risk": ("/api/v1/at-risk", {}, AUTH),
             "aggregates": ("/api/v1/aggregates", {}, AUTH),
             "aggregates 365d": ("/api/v1/aggregates", {"window": "365d"}, AUTH),
             "aggregates custom": ("/api/v1/aggregates", {"from": "2024-01-01",
-                                                         "to": "2024-03-31"}, AUTH),
+                                                         "to": "2024-03-01"}, AUTH),
             "aggregates unit": ("/api/v1/aggregates", {"unit": "ort"}, AUTH),
             "refused": ("/api/v1/at-risk", {}, {"Authorization": "Bearer wrong"}),
             "readyz": ("/readyz", {}, {}),

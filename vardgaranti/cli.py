@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from pydantic import ValidationError
 from rich.console import Console
 
-from models.indicators import INDICATOR_IDS
+from models.indicators import INDICATOR_IDS, REGION_UNIT
 from models.measures import WINDOWS, Period, Row
 from models.settings import Settings, bad_setting
 
@@ -92,8 +92,15 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
             raise UsageError(str(exc)) from None
     if report.stats.lines == 0:
         raise _no_lines(args.files)
+    if not report.rows and args.unit not in (None, REGION_UNIT):
+        raise UsageError(f"--unit: '{args.unit}' has no clock in these logs")
     _emit(args.format, _header(period), report.rows)
     s = report.stats
+    if s.newest_day is not None and period.as_of > s.newest_day:
+        # the contract's snapshot is the end of --as-of; say that no event came after this
+        stderr.print(f"note: --as-of {date.fromordinal(period.as_of)} is after the newest "
+                     f"event's date {date.fromordinal(s.newest_day)}: the figures assume "
+                     "nothing happened since")
     summary = f"{s.lines} lines, {s.events} events"
     if s.rejected:
         summary += "; rejected: " + ", ".join(f"{k} {v}" for k, v in sorted(s.rejected.items()))
@@ -178,7 +185,8 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
             raise UsageError(f"{option} needs --to-kafka")
     store = open_store(args.db or settings.database_url)
     try:
-        pipeline = Pipeline.restore(store, settings.rules(), settings.allowed_lateness_us)
+        pipeline = Pipeline.restore(store, settings.rules(), settings.allowed_lateness_us,
+                                    settings.grace_days)
         with line_progress("replaying") as tick:
             stats = replay(args.files, store, pipeline, progress=tick)
     except (LogError, StoreError) as exc:
@@ -322,6 +330,18 @@ def window_period(
         raise UsageError(str(exc)) from None
 
 
+def known_until(newest: int | None, period: Period) -> None:
+    """Refuses a snapshot after the newest stored event (µs): nothing is known about it."""
+    from models.calendar import local_day
+
+    if newest is None:
+        raise UsageError("the store is empty: run `vardgaranti replay FILE…` first")
+    last = date.fromordinal(local_day(newest))
+    if period.as_of > last.toordinal():
+        raise UsageError(f"--as-of: {date.fromordinal(period.as_of)} is after the newest "
+                         f"event's date {last}: nothing is known about it yet")
+
+
 def cmd_query(args: argparse.Namespace, settings: Settings) -> int:
     from consumers.store import StoreError
     from models.calendar import local_day
@@ -331,10 +351,14 @@ def cmd_query(args: argparse.Namespace, settings: Settings) -> int:
     shown = settings.disclosure()
     try:
         period = window_period(store, args.window, args.from_, args.to, args.as_of)
-        rows = arrange(store.per_unit(period, args.indicator), args.unit)
         newest = store.newest_event_us()
+        known_until(newest, period)
+        rows = arrange(store.per_unit(period, args.indicator), args.unit)
     except StoreError as exc:
         raise UsageError(str(exc)) from None
+    if not rows and args.unit not in (None, REGION_UNIT):
+        raise UsageError(f"--unit: '{args.unit}' has no clock in the store"
+                         + (f" for {args.indicator}" if args.indicator else ""))
     watermark = (None if newest is None else
                  date.fromordinal(local_day(newest - settings.allowed_lateness_us)))
     as_of = date.fromordinal(period.as_of)

@@ -66,7 +66,8 @@ def prepare(opts: DemoOptions, settings: Settings, console: Console) -> tuple[Pi
         generate(tmp, opts.year, seed=opts.seed, scale=opts.scale, progress=True)
         tmp.rename(log)
     store = Store(f"sqlite:///{opts.data_dir / (stem + '.db')}")
-    pipeline = Pipeline.restore(store, settings.rules(), settings.allowed_lateness_us)
+    pipeline = Pipeline.restore(store, settings.rules(), settings.allowed_lateness_us,
+                                    settings.grace_days)
     with line_progress("replaying") as tick:
         stats = replay([log], store, pipeline, progress=tick)
     console.print(

@@ -10,33 +10,29 @@ import uvicorn
 from consumers.replay import Pipeline
 from consumers.store import Store
 from models.disclosure import Disclosure
-from models.engine import at_risk_counts
 from web.api import create_app
-from web.metrics import MetricsSnapshot, registry_for
+from web.metrics import MetricsSnapshot, registry_for, snapshot_of
+from web.reads import LiveSource
 
 
 def pipeline_snapshot(pipeline: Pipeline) -> MetricsSnapshot:
-    engine = pipeline.engine
-    today = pipeline.today()
-    at_risk = (
-        at_risk_counts((c for _, c in engine.clocks()), today.toordinal())
-        if today is not None else {}
-    )
-    return MetricsSnapshot(
-        counts=pipeline.counts.items(), watermark_us=engine.watermark_us, at_risk=at_risk,
-        processed=pipeline.processed, rejected=pipeline.rejected, ignored=pipeline.ignored,
-        last_event_wall=pipeline.last_event_wall, newest_event_us=engine.newest_us,
-    )
+    return snapshot_of(pipeline.view, pipeline.processed, pipeline.rejected,
+                       pipeline.engine.duplicates, pipeline.last_event_wall)
+
+
+def pipeline_source(pipeline: Pipeline, store: Store) -> LiveSource:
+    """Reads at the watermark from the live view; other periods from the store."""
+    return LiveSource(pipeline.view, store.per_unit, store.ping)
 
 
 def serve(
     pipeline: Pipeline, store: Store, host: str, port: int, token: str | None,
-    disclosure: Disclosure,
-    synthetic: bool = False,
+    disclosure: Disclosure, synthetic: bool = False,
 ) -> None:
     app = create_app(
-        store, registry_for(lambda: pipeline_snapshot(pipeline)), pipeline.today, token,
-        disclosure, watermark_us=lambda: pipeline.engine.watermark_us, synthetic=synthetic,
+        pipeline_source(pipeline, store), registry_for(lambda: pipeline_snapshot(pipeline)),
+        pipeline.today, token, disclosure, watermark_us=lambda: pipeline.view.watermark_us,
+        synthetic=synthetic,
     )
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False)
     # uvicorn shuts down gracefully on SIGINT/SIGTERM, then re-raises the signal to the

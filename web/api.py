@@ -3,22 +3,28 @@
 `/metrics`, `/healthz` and `/readyz` are open; `/api/v1/*` needs the bearer token (or the
 pages' session cookie, see web.auth) when one is configured. The worklist shows case ids and
 `patient_ref` only, never identity.
+
+Every endpoint is `async`: it runs on the server's event loop, which in the streaming worker
+is the loop the agents run on, and the agents change the live view in one synchronous step
+per batch. A read therefore sees the state between two batches, never half of one
+(docs/live-view.md).
 """
 
 import logging
 from collections.abc import Callable
-from dataclasses import asdict
 from datetime import date
 from typing import Annotated, Any, Literal, Protocol
 
+import orjson
 from fastapi import Depends, FastAPI, HTTPException, Query
 from fastapi.responses import PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.registry import CollectorRegistry
 
 from models.disclosure import Disclosure
-from models.indicators import INDICATOR_IDS
+from models.indicators import INDICATOR_IDS, REGION_UNIT
 from models.measures import WINDOWS, Period, Row, arrange, window_first
+from models.worklist import AtRisk
 from web.auth import Access
 from web.pages import Freshness, mount_pages
 
@@ -30,16 +36,17 @@ WindowParam = Literal[WINDOWS]  # type: ignore[valid-type]
 
 
 class Source(Protocol):
-    """What the API reads: the store in embedded mode, the worker's tables when streaming."""
+    """What the API reads (web.reads.LiveSource in both runtimes)."""
 
     def per_unit(
         self, period: Period, indicator: str | None = None
     ) -> dict[tuple[int, str], Row]: ...
 
     def at_risk(
-        self, today: date, indicator: str | None = None, unit: str | None = None,
-        limit: int = 1000,
-    ) -> list[Any]: ...
+        self, indicator: str | None = None, unit: str | None = None, limit: int = 1000,
+    ) -> list[AtRisk]: ...
+
+    def units(self) -> set[str]: ...
 
     def ping(self) -> bool: ...
 
@@ -70,33 +77,44 @@ def create_app(
             raise HTTPException(503, "no events processed yet")
         return day
 
+    def known(as_of: date | None, unit: str | None) -> date:
+        """The watermark's date; refuses a later snapshot and a unit never seen."""
+        day = watermark_day()
+        if as_of is not None and as_of > day:
+            raise HTTPException(422, f"as_of: {as_of} is after the newest event's date {day} "
+                                     "(the watermark): nothing is known about it yet")
+        if unit is not None and unit != REGION_UNIT and unit not in source.units():
+            raise HTTPException(404, f"unit: '{unit}' is unknown (no clock has been there)")
+        return day
+
     @app.get("/metrics", include_in_schema=False)
-    def metrics() -> Response:
+    async def metrics() -> Response:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/healthz", include_in_schema=False)
-    def healthz() -> PlainTextResponse:
+    async def healthz() -> PlainTextResponse:
         return PlainTextResponse("ok")
 
     @app.get("/readyz", include_in_schema=False)
-    def readyz() -> Response:
+    async def readyz() -> Response:
         if not source.ping():
             return PlainTextResponse("not ready: a dependency is unreachable", status_code=503)
         return PlainTextResponse("ready")
 
     @app.get("/api/v1/aggregates", dependencies=[Depends(authorised)])
-    def aggregates(
+    async def aggregates(
         indicator: IndicatorParam | None = None,
         unit: Annotated[str | None, Query(max_length=64)] = None,
         window: WindowParam = "month",
         from_: Annotated[date | None, Query(alias="from")] = None,
         to: date | None = None,
         as_of: date | None = None,
-    ) -> dict[str, Any]:
+    ) -> Response:
         """Rows as `vardgaranti report`: the window ending today, or `from`..`to`."""
         if (from_ is None) != (to is None):
             raise HTTPException(422, "query parameters 'from' and 'to' go together")
         snap = as_of or to or watermark_day()
+        known(snap, unit)
         first = from_ or window_first(window, snap)
         last = to or snap
         try:
@@ -104,7 +122,7 @@ def create_app(
         except ValueError as exc:
             raise HTTPException(422, str(exc)) from None
         rows = arrange(source.per_unit(period, indicator), unit)
-        return {
+        return _json({
             "as_of": snap.isoformat(), "from": first.isoformat(), "to": last.isoformat(),
             "window": window if from_ is None else "custom",
             "rows": [r.as_dict() for r in rows],
@@ -112,17 +130,27 @@ def create_app(
             # on fewer than min_cases cases are listed, to be shown as "< N"
             "final": disclosure.final(snap, today()), "min_cases": disclosure.min_cases,
             "suppressed": disclosure.listing(rows),
-        }
+        })
 
     @app.get("/api/v1/at-risk", dependencies=[Depends(authorised)])
-    def at_risk(
+    async def at_risk(
         indicator: IndicatorParam | None = None,
         unit: Annotated[str | None, Query(max_length=64)] = None,
         limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
-    ) -> dict[str, Any]:
-        """Open clocks about to pass their deadline, soonest first (the worklist)."""
-        day = watermark_day()
-        items = source.at_risk(day, indicator, unit, limit)
-        return {"as_of": day.isoformat(), "cases": [asdict(i) for i in items]}
+        as_of: date | None = None,
+    ) -> Response:
+        """Open clocks past their deadline or about to pass it, most urgent first (the
+        worklist). Known at the watermark only: the clocks' earlier states are not kept."""
+        day = known(as_of, unit)
+        if as_of is not None and as_of != day:
+            raise HTTPException(422, f"as_of: the worklist is kept at the watermark {day} "
+                                     f"only, not at {as_of}")
+        items = source.at_risk(indicator, None if unit == REGION_UNIT else unit, limit)
+        return _json({"as_of": day.isoformat(), "cases": [i.as_dict() for i in items]})
 
     return app
+
+
+def _json(body: dict[str, Any]) -> Response:
+    """Plain JSON by orjson: FastAPI's own encoding walked every row again."""
+    return Response(orjson.dumps(body), media_type="application/json")

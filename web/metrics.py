@@ -11,31 +11,44 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import date
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
-from models.calendar import local_day
 from models.indicators import INDICATORS
-from models.measures import WINDOWS, Key, live_at
+from models.live import Group, Live, LiveView
+from models.measures import WINDOWS
 
 PREFIX = "vardgaranti_"
 
 
 @dataclass
 class MetricsSnapshot:
-    """What one process knows right now."""
+    """What one process knows right now (read from its models.live.LiveView)."""
 
-    counts: Iterable[tuple[Key, int]]
+    live: Mapping[Group, Live]  # per (indicator, unit), at the watermark's date
     watermark_us: int | None
-    at_risk: Mapping[tuple[int, str], int] = field(default_factory=dict)  # (indicator, unit)
+    at_risk: Mapping[Group, int] = field(default_factory=dict)
     processed: Mapping[str, int] = field(default_factory=dict)  # by event type
     rejected: Mapping[str, int] = field(default_factory=dict)  # by reason
     ignored: Mapping[str, int] = field(default_factory=dict)  # duplicate/inconsistent/orphan
     last_event_wall: float | None = None  # unix time of the last processed event
     newest_event_us: int | None = None  # event time of the newest event processed
     consumer_lag: Mapping[tuple[str, int], int] = field(default_factory=dict)
+
+
+def snapshot_of(
+    view: LiveView, processed: Mapping[str, int], rejected: Mapping[str, int],
+    duplicates: int, last_event_wall: float | None,
+    consumer_lag: Mapping[tuple[str, int], int] | None = None,
+) -> MetricsSnapshot:
+    """A process's live view and pipeline counters as one scrape sees them."""
+    return MetricsSnapshot(
+        live=view.live(), watermark_us=view.watermark_us, at_risk=view.at_risk_counts(),
+        processed=dict(processed), rejected=dict(rejected), ignored=view.ignored(duplicates),
+        last_event_wall=last_event_wall, newest_event_us=view.newest_us,
+        consumer_lag=dict(consumer_lag or {}),
+    )
 
 
 class MonitorCollector(Collector):
@@ -48,7 +61,6 @@ class MonitorCollector(Collector):
         yield from _pipeline(snap)
         if snap.watermark_us is None:
             return
-        today = date.fromordinal(local_day(snap.watermark_us))
         within = GaugeMetricFamily(
             PREFIX + "completed_within", "Clocks fulfilled within the limit, in the window",
             labels=["indicator", "unit", "window"],
@@ -71,7 +83,7 @@ class MonitorCollector(Collector):
             PREFIX + "breaches", "Clocks that passed their deadline still open",
             labels=["indicator", "unit"],
         )
-        for (ind, unit), live in sorted(live_at(snap.counts, today).items()):
+        for (ind, unit), live in sorted(snap.live.items()):
             name = INDICATORS[ind].id
             for w in WINDOWS:
                 within.add_metric([name, unit, w], live.within[w])

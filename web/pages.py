@@ -2,7 +2,8 @@
 
 Server-rendered HTML (Jinja2) and inline SVG, no script of our own and nothing from another
 host: the Swagger UI and ReDoc assets come from the `fastapi-offline` package. Data is read
-only through the API's `Source` and the watermark's date, as the API does.
+only through the API's `Source` and the watermark's date, as the API does; the routes are
+`async` for the same reason as the API's (a read sees the state between two batches).
 """
 
 from __future__ import annotations
@@ -128,7 +129,7 @@ def mount_pages(app: FastAPI, source: Source, access: Access, fresh: Freshness) 
                                                                             lang_of(request)))
 
     @router.get("/", dependencies=signed_in)
-    def overview(
+    async def overview(
         request: Request, year: Annotated[int | None, Query(alias="ar")] = None,
     ) -> HTMLResponse:
         lang = lang_of(request)
@@ -148,7 +149,7 @@ def mount_pages(app: FastAPI, source: Source, access: Access, fresh: Freshness) 
         )
 
     @router.get("/enheter", dependencies=signed_in)
-    def units(request: Request, q: Text = None, grupp: Text = None) -> HTMLResponse:
+    async def units(request: Request, q: Text = None, grupp: Text = None) -> HTMLResponse:
         lang = lang_of(request)
         today = fresh.today()
         if today is None:
@@ -176,7 +177,7 @@ def mount_pages(app: FastAPI, source: Source, access: Access, fresh: Freshness) 
                       groups=groups, q=q or "", grupp=grupp or "", today=today)
 
     @router.get("/enheter/{unit}", dependencies=signed_in)
-    def unit_page(request: Request, unit: str, window: str = "month") -> HTMLResponse:
+    async def unit_page(request: Request, unit: str, window: str = "month") -> HTMLResponse:
         lang = lang_of(request)
         today = fresh.today()
         if today is None:
@@ -196,7 +197,7 @@ def mount_pages(app: FastAPI, source: Source, access: Access, fresh: Freshness) 
         )
 
     @router.get("/aggregat.csv", dependencies=signed_in)
-    def aggregates_export(request: Request, enhet: Text = None,
+    async def aggregates_export(request: Request, enhet: Text = None,
                           window: str = "month") -> Response:
         today = fresh.today()
         if today is None:
@@ -213,10 +214,12 @@ def mount_pages(app: FastAPI, source: Source, access: Access, fresh: Freshness) 
         if today is None:
             return None, []
         indicator = indikator if indikator in BY_ID else None
-        return today, source.at_risk(today, indicator, enhet or None, limit)
+        return today, source.at_risk(indicator, enhet or None, limit)
 
     @router.get("/arbetslista", dependencies=signed_in)
-    def worklist(request: Request, enhet: Text = None, indikator: Text = None) -> HTMLResponse:
+    async def worklist(
+        request: Request, enhet: Text = None, indikator: Text = None,
+    ) -> HTMLResponse:
         lang = lang_of(request)
         today, cases = worklist_query(WORKLIST_SHOWN + 1, enhet, indikator)
         if today is None:
@@ -229,7 +232,7 @@ def mount_pages(app: FastAPI, source: Source, access: Access, fresh: Freshness) 
         )
 
     @router.get("/arbetslista.csv", dependencies=signed_in)
-    def worklist_export(request: Request, enhet: Text = None,
+    async def worklist_export(request: Request, enhet: Text = None,
                         indikator: Text = None) -> Response:
         today, cases = worklist_query(EXPORT_MAX, enhet, indikator)
         if today is None:
@@ -240,7 +243,7 @@ def mount_pages(app: FastAPI, source: Source, access: Access, fresh: Freshness) 
     # ------------------------------------------------------------ sign-in
 
     @router.get("/logga-in")
-    def sign_in_form(request: Request, next: str | None = None) -> Response:
+    async def sign_in_form(request: Request, next: str | None = None) -> Response:
         if access.open:
             return RedirectResponse(local_path(next), 303)
         return render(request, "signin.html", title=t("sign_in", lang_of(request)), nav="",
@@ -262,7 +265,7 @@ def mount_pages(app: FastAPI, source: Source, access: Access, fresh: Freshness) 
         return response
 
     @router.post("/logga-ut")
-    def sign_out() -> Response:
+    async def sign_out() -> Response:
         response = RedirectResponse("/logga-in", 303)
         access.end_session(response)
         return response
@@ -270,7 +273,7 @@ def mount_pages(app: FastAPI, source: Source, access: Access, fresh: Freshness) 
     # ------------------------------------------------------------ API documentation, offline
 
     @router.get("/docs")
-    def docs() -> HTMLResponse:
+    async def docs() -> HTMLResponse:
         return get_swagger_ui_html(
             openapi_url=app.openapi_url or "/openapi.json", title=f"{app.title} – API",
             swagger_js_url="/static/docs/swagger-ui-bundle.js",
@@ -280,7 +283,7 @@ def mount_pages(app: FastAPI, source: Source, access: Access, fresh: Freshness) 
         )
 
     @router.get("/redoc")
-    def redoc() -> HTMLResponse:
+    async def redoc() -> HTMLResponse:
         return get_redoc_html(
             openapi_url=app.openapi_url or "/openapi.json", title=f"{app.title} – API",
             redoc_js_url="/static/docs/redoc.standalone.js",

@@ -14,7 +14,9 @@ from sqlalchemy import select
 from consumers.replay import Pipeline, replay
 from consumers.report import build_report
 from consumers.store import COUNTS, DEAD, Store
+from models.calendar import end_of_day_micros
 from models.clocks import Rules
+from models.indicators import ORDER
 from models.measures import WINDOWS, Period, arrange, window_first
 from tests.support.events import ev
 
@@ -137,7 +139,7 @@ def test_second_log_continues_the_first(store: Store, tmp_path: Path) -> None:
     assert [r.as_dict() for r in arrange(store.per_unit(period))] == expected
 
 
-def test_at_risk_worklist(store: Store, tmp_path: Path) -> None:
+def test_worklist_from_the_live_view(store: Store, tmp_path: Path) -> None:
     log = write_log(tmp_path / "r.jsonl", [
         {**ev("referral.issued", "soon", "2024-01-02T10:00:00+01:00", "u1",
               pathway="specialist"), "patient_ref": "p-1"},  # deadline 1 April
@@ -145,14 +147,78 @@ def test_at_risk_worklist(store: Store, tmp_path: Path) -> None:
         ev("referral.issued", "done", "2024-01-02T10:00:00+01:00", "u1", pathway="specialist"),
         ev("visit.completed", "done", "2024-03-01T10:00:00+01:00", "u1"),
     ])
-    run(store, log)
-    worklist = store.at_risk(date(2024, 3, 30))
-    assert [(w.case_id, w.days_left, w.patient_ref) for w in worklist] == [("soon", 2, "p-1")]
-    assert store.at_risk(date(2024, 3, 29)) == []  # 3 days left: not yet
-    assert store.at_risk(date(2024, 4, 2)) == []  # past the deadline: breached, not at risk
+    view = run(store, log).view  # restored from the store too: the same worklist
+    for again in (view, Pipeline.restore(store, Rules()).view):
+        again.advance(end_of_day_micros(date(2024, 3, 29).toordinal()))
+        assert again.worklist() == []  # 3 days left: not yet
+        again.advance(end_of_day_micros(date(2024, 3, 30).toordinal()))
+        assert [(w.case_id, w.days_left, w.patient_ref) for w in again.worklist()] == [
+            ("soon", 2, "p-1")]
+        assert again.at_risk_counts() == {(ORDER["besok_90"], "u1"): 1}
+        again.advance(end_of_day_micros(date(2024, 4, 2).toordinal()))
+        # past the deadline: still on the worklist, with the days over, and no longer at risk
+        assert [(w.case_id, w.days_left, w.days_over) for w in again.worklist()] == [
+            ("soon", -1, 1)]
+        assert again.at_risk_counts() == {}
 
 
 def test_example_log_round_trip(store: Store) -> None:
     pipeline = run(store, EXAMPLE)
     assert pipeline.engine.duplicates == 1
     assert store.dead_letter_counts() == {"invalid_json": 1, "naive_timestamp": 1}
+
+
+# ------------------------------------------------------------------ bounded memory (issue 11)
+
+
+def test_evicting_final_cases_changes_no_figure_even_with_late_events(
+    store: Store, tmp_path: Path
+) -> None:
+    """Cases leave memory as soon as they are final (grace 0 here); the shuffled log's
+    late events for them, and repeats of their events, read them back: the store and the
+    live view equal the report, and the repeats are counted as repeats."""
+    events = synthetic(800)
+    log = write_log(tmp_path / "s.jsonl", events + events[:50])  # 50 repeated lines
+    pipeline = Pipeline.restore(store, Rules(), grace_days=0)
+    stats = replay([log], store, pipeline, batch=150)
+    assert pipeline.engine.evicted > 100
+    assert len(pipeline.engine.cases) < 800 - 100
+    assert stats.duplicates == pipeline.engine.duplicates == 50
+    assert stats.new_events == len(events)
+    period = Period.of(date(2024, 1, 1), date(2024, 12, 31), date(2024, 12, 31))
+    report = build_report([log], period)
+    assert [r.as_dict() for r in arrange(store.per_unit(period))] == [
+        r.as_dict() for r in report.rows]
+    assert sum(pipeline.processed.values()) == len(events)
+    today = pipeline.today()
+    assert today is not None
+    for window in WINDOWS:
+        live = Period.of(window_first(window, today), today, today)
+        assert [r.as_dict() for r in arrange(pipeline.view.rows(window))] == [
+            r.as_dict() for r in build_report([log], live).rows]
+
+
+def test_a_late_event_for_an_evicted_case_reads_it_back(store: Store, tmp_path: Path) -> None:
+    start = ev("referral.issued", "done", "2024-01-02T10:00:00+01:00", "u1",
+               pathway="specialist")
+    first = write_log(tmp_path / "a.jsonl", [
+        start,
+        ev("visit.completed", "done", "2024-01-20T10:00:00+01:00", "u1"),
+        ev("referral.issued", "other", "2024-06-01T10:00:00+02:00", "u1", pathway="specialist"),
+    ])
+    late = write_log(tmp_path / "b.jsonl", [
+        start,  # a repeat
+        ev("wait.paused", "done", "2024-01-10T10:00:00+01:00", "u1", reason="medical"),
+    ])
+    pipeline = Pipeline.restore(store, Rules(), grace_days=25)
+    replay([first], store, pipeline)
+    assert "done" not in pipeline.engine.cases and pipeline.engine.evicted == 1
+    stats = replay([late], store, pipeline)
+    assert (stats.new_events, stats.duplicates) == (1, 1)
+    period = Period.of(date(2024, 1, 1), date(2024, 6, 1), date(2024, 6, 1))
+    want = [r.as_dict() for r in build_report([first, late], period).rows]
+    assert [r.as_dict() for r in arrange(store.per_unit(period))] == want
+    assert any(r["paused"] for r in want) is False  # the pause ended with the visit
+    # a restart restores, then lets the final case leave again
+    again = Pipeline.restore(store, Rules(), grace_days=25)
+    assert "done" not in again.engine.cases and "other" in again.engine.cases

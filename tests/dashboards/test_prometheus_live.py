@@ -32,7 +32,6 @@ from consumers.replay import Pipeline, replay
 from consumers.store import Store
 from models.clocks import Rules
 from models.indicators import INDICATORS
-from models.measures import live_at
 from tests.support.prometheus import (
     Prometheus,
     Sample,
@@ -97,7 +96,7 @@ class LiveDemo:
     def snapshot(self) -> MetricsSnapshot:
         with self.lock:
             snap = pipeline_snapshot(self.pipeline)
-            return replace(snap, counts=list(snap.counts), processed=dict(snap.processed),
+            return replace(snap, live=dict(snap.live), processed=dict(snap.processed),
                            rejected=dict(snap.rejected))
 
     def feed(self, log: Path) -> None:
@@ -284,7 +283,7 @@ def test_the_region_sums_match_the_pipeline(live: Live) -> None:
     today = live.demo.pipeline.today()
     assert today is not None
     waiting: dict[str, int] = {}
-    for (ind, _), row in live_at(snap.counts, today).items():
+    for (ind, _), row in snap.live.items():
         waiting[INDICATORS[ind].id] = waiting.get(INDICATORS[ind].id, 0) + row.waiting
     got = {s.labels["indicator"]: s.value
            for s in live.prom.query("vardgaranti:waiting:region")}

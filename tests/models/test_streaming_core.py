@@ -4,20 +4,21 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from datetime import date
 
 import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from models.calendar import end_of_day_micros
 from models.casestate import CaseState
 from models.clocks import Fact, Rules, to_fact
 from models.countergroup import CounterGroup, group_key, parse_group_key, route_key
 from models.engine import Engine, counts_of
 from models.events import Rejection, parse_event
+from models.indicators import ORDER
+from models.live import LiveView
 from models.measures import Key
 from models.notices import AT_RISK, BREACH, due
-from models.worklist import worklist
 from tests.support.events import ev
 
 RULES = Rules()
@@ -110,12 +111,18 @@ def test_notices_breach_and_at_risk_once_per_clock_start() -> None:
     assert due("c1", state.clocks, [risk[0].notice_id, breach[0].notice_id], deadline + 9) == []
 
 
-def test_worklist_soonest_first_within_each_horizon() -> None:
+def test_worklist_lists_clocks_within_the_horizon_and_over_it() -> None:
     state = CaseState(0)
     state.add(referral_case()[0], RULES)
-    deadline = date.fromordinal(state.clocks[0].deadline)
-    today = date.fromordinal(deadline.toordinal() - 1)
-    items = worklist([("c1", state.clocks[0])], today)
-    assert [(i.case_id, i.indicator, i.days_left) for i in items] == [("c1", "besok_90", 1)]
-    assert worklist([("c1", state.clocks[0])], today, indicator="atgard_90") == []
-    assert worklist([("c1", state.clocks[0])], date.fromordinal(today.toordinal() - 5)) == []
+    deadline = state.clocks[0].deadline
+    view = LiveView()
+    view.set_clocks("c1", state.clocks)
+    view.advance(end_of_day_micros(deadline - 5))
+    assert view.worklist() == []
+    view.advance(end_of_day_micros(deadline - 1))
+    items = view.worklist()
+    assert [(i.case_id, i.indicator, i.days_left, i.days_over) for i in items] == [
+        ("c1", "besok_90", 1, 0)]
+    assert view.worklist(indicator=ORDER["atgard_90"]) == []
+    view.advance(end_of_day_micros(deadline + 3))
+    assert [(i.days_left, i.days_over) for i in view.worklist()] == [(-3, 3)]

@@ -16,9 +16,9 @@ from consumers.replay import Pipeline, replay
 from consumers.report import build_report
 from consumers.store import Store
 from models.clocks import Rules
-from models.measures import Period
+from models.measures import WINDOWS, Period, window_first
 from tests.consumers.test_store_replay import synthetic, write_log
-from vardgaranti.serve import pipeline_snapshot
+from vardgaranti.serve import pipeline_snapshot, pipeline_source
 from web.api import create_app
 from web.metrics import MetricsSnapshot, registry_for
 
@@ -32,8 +32,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestClient
     store = Store(f"sqlite:///{tmp / 'api.db'}")
     pipeline = Pipeline.restore(store, Rules())
     replay([log], store, pipeline)
-    app = create_app(store, registry_for(lambda: pipeline_snapshot(pipeline)),
-                     lambda: date(2024, 12, 31), TOKEN)
+    assert pipeline.today() == date(2024, 12, 31)
+    app = create_app(pipeline_source(pipeline, store),
+                     registry_for(lambda: pipeline_snapshot(pipeline)), pipeline.today, TOKEN)
     yield TestClient(app), log
 
 
@@ -200,12 +201,67 @@ def test_metrics_and_health_are_open_and_without_a_token_configured_so_is_the_ap
     tmp_path: Path,
 ) -> None:
     store = Store(f"sqlite:///{tmp_path / 'open.db'}")
-    app = create_app(store, registry_for(lambda: MetricsSnapshot(counts=[], watermark_us=None)),
-                     lambda: None, None)
+    pipeline = Pipeline.restore(store, Rules())
+    app = create_app(pipeline_source(pipeline, store),
+                     registry_for(lambda: MetricsSnapshot(live={}, watermark_us=None)),
+                     pipeline.today, None)
     client = TestClient(app)
     for path in ("/metrics", "/healthz", "/readyz"):
         assert client.get(path).status_code == 200, path
+    # no events yet: nothing is known, for any date
     response = client.get("/api/v1/aggregates", params={"from": "2024-01-01", "to": "2024-01-31"})
-    assert response.status_code == 200
-    assert response.json()["rows"] == []
+    assert response.status_code == 503
+    assert client.get("/api/v1/at-risk").status_code == 503
     store.engine.dispose()
+
+
+# ------------------------------------------------------------------ what is not known (issue 11)
+
+
+@pytest.mark.parametrize("window", WINDOWS)
+def test_every_live_window_equals_report(world: tuple[TestClient, Path], window: str) -> None:
+    client, log = world
+    got = client.get("/api/v1/aggregates", params={"window": window}, headers=AUTH).json()
+    as_of = date(2024, 12, 31)
+    period = Period.of(window_first(window, as_of), as_of, as_of)
+    assert got["rows"] == [r.as_dict() for r in build_report([log], period).rows]
+    assert got["rows"]
+
+
+@pytest.mark.parametrize("params", [{"as_of": "2025-01-01"},
+                                    {"from": "2024-12-01", "to": "2025-01-31"}])
+def test_a_date_after_the_newest_event_is_refused_naming_it(
+    world: tuple[TestClient, Path], params: dict[str, str]
+) -> None:
+    client, _ = world
+    response = client.get("/api/v1/aggregates", params=params, headers=AUTH)
+    assert response.status_code == 422
+    assert "2024-12-31" in response.json()["detail"]
+    risk = client.get("/api/v1/at-risk", params={"as_of": "2025-01-01"}, headers=AUTH)
+    assert risk.status_code == 422 and "2024-12-31" in risk.json()["detail"]
+
+
+def test_an_unknown_unit_is_404_naming_it(world: tuple[TestClient, Path]) -> None:
+    client, _ = world
+    for path in ("/api/v1/aggregates", "/api/v1/at-risk"):
+        response = client.get(path, params={"unit": "no-such-unit"}, headers=AUTH)
+        assert response.status_code == 404
+        assert "no-such-unit" in response.json()["detail"]
+    ok = client.get("/api/v1/aggregates", params={"unit": "u1"}, headers=AUTH).json()
+    assert ok["rows"] and {r["unit_id"] for r in ok["rows"]} == {"u1"}
+
+
+def test_worklist_is_most_urgent_first_with_days_over(world: tuple[TestClient, Path]) -> None:
+    client, _ = world
+    body = client.get("/api/v1/at-risk", params={"limit": 10_000}, headers=AUTH).json()
+    cases = body["cases"]
+    assert body["as_of"] == "2024-12-31" and cases
+    assert [c["deadline"] for c in cases] == sorted(c["deadline"] for c in cases)
+    over = [c for c in cases if c["days_left"] < 0]
+    assert over, "the synthetic year leaves clocks over their deadline"
+    assert all(c["days_over"] == -c["days_left"] for c in over)
+    assert all(c["days_over"] == 0 for c in cases if c["days_left"] >= 0)
+    at = client.get("/api/v1/at-risk", params={"as_of": "2024-12-31"}, headers=AUTH)
+    assert at.json()["cases"][:5] == cases[:5]
+    before = client.get("/api/v1/at-risk", params={"as_of": "2024-12-01"}, headers=AUTH)
+    assert before.status_code == 422 and "2024-12-31" in before.json()["detail"]

@@ -21,6 +21,7 @@ from models.clocks import Rules
 from models.measures import Period, Row
 from models.worklist import AtRisk
 from tests.consumers.test_store_replay import synthetic, write_log
+from vardgaranti.serve import pipeline_source
 from web import format as fmt
 from web.api import create_app
 from web.auth import SESSION_COOKIE, local_path
@@ -34,7 +35,7 @@ WEB = Path(__file__).parents[2] / "web"
 
 def app_for(source: Any, today: date | None = TODAY, token: str | None = TOKEN,
             synthetic_data: bool = False) -> TestClient:
-    registry = registry_for(lambda: MetricsSnapshot(counts=[], watermark_us=None))
+    registry = registry_for(lambda: MetricsSnapshot(live={}, watermark_us=None))
     return TestClient(create_app(source, registry, lambda: today, token,
                                  synthetic=synthetic_data))
 
@@ -51,10 +52,13 @@ class FakeSource:
         self.calls.append(period)
         return dict(self.rows)
 
-    def at_risk(self, today: date, indicator: str | None = None, unit: str | None = None,
+    def at_risk(self, indicator: str | None = None, unit: str | None = None,
                 limit: int = 1000) -> list[AtRisk]:
         return [c for c in self.cases if (indicator in (None, c.indicator))
                 and unit in (None, c.unit_id)][:limit]
+
+    def units(self) -> set[str]:
+        return {u for _, u in self.rows} | {c.unit_id for c in self.cases}
 
     def ping(self) -> bool:
         return True
@@ -86,8 +90,9 @@ def store_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Test
     tmp = tmp_path_factory.mktemp("pages")
     log = write_log(tmp / "year.jsonl", synthetic(900))
     store = Store(f"sqlite:///{tmp / 'pages.db'}")
-    replay([log], store, Pipeline.restore(store, Rules()))
-    yield app_for(store), log
+    pipeline = Pipeline.restore(store, Rules())
+    replay([log], store, pipeline)
+    yield app_for(pipeline_source(pipeline, store)), log
 
 
 def fields(html: str, indicator: str) -> dict[str, str]:

@@ -1,0 +1,154 @@
+"""The streaming worker's logic in process, with fake topics and tables (no broker)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from consumers.report import build_report
+from consumers.store import Store
+from models.casestate import CaseState
+from models.indicators import INDICATORS
+from models.measures import WINDOWS, Period, arrange, window_first
+from streams.worker import Worker
+from tests.streams.fakes import TP, Driver, fake_worker
+from vardgaranti.generate import generate
+
+YEAR = 2024
+
+
+@pytest.fixture(scope="module")
+def lines(tmp_path_factory: pytest.TempPathFactory) -> list[bytes]:
+    path = tmp_path_factory.mktemp("w") / "year.jsonl"
+    generate(path, YEAR, seed=5, scale=0.001, bad_rate=0.01, progress=False)
+    return path.read_bytes().splitlines()
+
+
+@pytest.fixture(scope="module")
+def log(lines: list[bytes], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("w") / "same.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    return path
+
+
+def run(lines: list[bytes], batch: int = 400, twice: bool = False) -> Driver:
+    driver = Driver(fake_worker())
+
+    async def go() -> None:
+        for _ in range(2 if twice else 1):
+            for i in range(0, len(lines), batch):
+                await driver.events(lines[i:i + batch])
+
+    asyncio.run(go())
+    return driver
+
+
+def rows(driver: Driver, period: Period) -> list[dict[str, object]]:
+    return [r.as_dict() for r in arrange(driver.worker.source().per_unit(period))]
+
+
+def test_live_view_and_history_equal_report(lines: list[bytes], log: Path) -> None:
+    driver = run(lines)
+    today = driver.worker.today()
+    assert today is not None and today.year == YEAR
+    for window in WINDOWS:  # the live view
+        period = Period.of(window_first(window, today), today, today)
+        assert rows(driver, period) == [r.as_dict() for r in build_report([log], period).rows]
+    past = Period.of(date(YEAR, 4, 3), date(YEAR, 7, 1), date(YEAR, 7, 1))  # the history
+    assert rows(driver, past) == [r.as_dict() for r in build_report([log], past).rows]
+    report = build_report([log], Period.of(today, today, today))
+    assert driver.worker.rejected == report.stats.rejected
+    dead = [orjson.loads(v) for _, v in driver.worker.m.dlq.sent]  # type: ignore[attr-defined]
+    assert Counter(d["reason"] for d in dead) == report.stats.rejected
+
+
+def test_redelivered_events_change_nothing_and_notices_go_out_once(
+    lines: list[bytes],
+) -> None:
+    once, twice = run(lines), run(lines, batch=250, twice=True)
+    today = once.worker.today()
+    assert today is not None
+    period = Period.of(window_first("365d", today), today, today)
+    assert rows(twice, period) == rows(once, period)
+    sent = [orjson.loads(v) for _, v in twice.worker.m.breaches.sent]  # type: ignore[attr-defined]
+    ids = Counter(n["notice_id"] for n in sent)
+    assert sent and max(ids.values()) == 1
+    assert {n["kind"] for n in sent} == {"breach", "at_risk"}
+
+
+def test_a_new_assignment_rebuilds_the_same_view(lines: list[bytes]) -> None:
+    driver = run(lines)
+    worker = driver.worker
+    before = (worker.view.live(), worker.view.worklist(), worker.view.at_risk_counts())
+    worker.m.app.consumer.tps = set(worker.m.app.consumer.tps)  # type: ignore[attr-defined]
+    worker._assignment = None  # as after a rebalance
+    worker.refresh()
+    assert (worker.view.live(), worker.view.worklist(), worker.view.at_risk_counts()) == before
+    # giving partition 1 away keeps only partition 0's clocks
+    worker.m.app.consumer.tps = {TP("ev", 0), TP("deltas", 0)}  # type: ignore[attr-defined]
+    worker.refresh()
+    assert 0 < len(worker.view.worklist()) < len(before[1])
+
+
+START_TYPES = {i.start_type for i in INDICATORS}
+
+
+def _parsed(line: bytes) -> dict[str, Any]:
+    try:
+        value = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def sink(worker: Worker, store: Store) -> None:
+    """What the SQL sink does with the cases changelog: the facts into the store."""
+    table: Any = worker.m.cases
+    facts = [(key.decode(), f) for _, key, value in table.changelog if value is not None
+             for f in CaseState.from_json(value).facts]
+    table.changelog.clear()
+    store.write_batch(facts, [], {}, [])
+
+
+def test_final_cases_leave_the_table_and_late_events_read_them_back(
+    lines: list[bytes], tmp_path: Path
+) -> None:
+    store = Store(f"sqlite:///{tmp_path / 'archive.db'}")
+    worker = fake_worker(archive=store)
+    driver = Driver(worker)
+    table: Any = worker.m.cases
+    tombstones: list[bytes] = []
+
+    async def feed(chunk: list[bytes]) -> None:
+        await driver.events(chunk)
+        tombstones.extend(k for _, k, v in table.changelog if v is None)
+        sink(worker, store)
+
+    async def go(all_lines: list[bytes]) -> None:
+        for i in range(0, len(all_lines), 400):
+            await feed(all_lines[i:i + 400])
+
+    asyncio.run(go(lines))
+    assert worker.evicted > 50 and len(tombstones) == worker.evicted
+    gone = tombstones[0].decode()
+    assert tombstones[0] not in table.data
+    # a late start for a case that left: the case's clock exists, so it opens nothing
+    start = next(e for e in map(_parsed, lines)
+                 if e.get("case_id") == gone and e.get("type") in START_TYPES)
+    late = orjson.dumps({**start, "event_id": "late-start"})
+    asyncio.run(go([late, *lines[:300]]))  # and repeats of the first lines
+    everything = tmp_path / "all.jsonl"
+    everything.write_bytes(b"\n".join([*lines, late]) + b"\n")
+    today = worker.today()
+    assert today is not None
+    for window in ("month", "365d"):
+        period = Period.of(window_first(window, today), today, today)
+        assert rows(driver, period) == [
+            r.as_dict() for r in build_report([everything], period).rows]
+    store.engine.dispose()

@@ -1,0 +1,50 @@
+"""What the API reads: a live view, and the history for periods it does not keep.
+
+The live view answers every window ending at the watermark's date in O(groups). A period
+ending earlier (`from`/`to`/`as_of` in the past) is asked of the history: the store in
+embedded mode, the worker's counters when streaming. A date after the watermark is refused
+by the API before it gets here: nothing is known about it yet.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from models.indicators import ORDER
+from models.live import Group, LiveView
+from models.measures import WINDOWS, Period, Row, window_first
+from models.worklist import AtRisk
+
+History = Callable[[Period, str | None], dict[Group, Row]]
+
+
+@dataclass(frozen=True)
+class LiveSource:
+    view: LiveView
+    history: History
+    ping: Callable[[], bool]
+
+    def per_unit(self, period: Period, indicator: str | None = None) -> dict[Group, Row]:
+        window = self._window(period)
+        if window is None:
+            return self.history(period, indicator)
+        return self.view.rows(window, ORDER[indicator] if indicator is not None else None)
+
+    def _window(self, period: Period) -> str | None:
+        """The window `period` is, when it ends at the watermark's date."""
+        today = self.view.today_date()
+        if today is None or period.as_of != period.last or period.last != today.toordinal():
+            return None
+        for w in WINDOWS:
+            if window_first(w, today).toordinal() == period.first:
+                return w
+        return None
+
+    def at_risk(self, indicator: str | None = None, unit: str | None = None,
+                limit: int = 1000) -> list[AtRisk]:
+        return self.view.worklist(ORDER[indicator] if indicator is not None else None, unit,
+                                  limit)
+
+    def units(self) -> set[str]:
+        return self.view.units()
