@@ -59,18 +59,17 @@ def _p99(samples: list[float]) -> float:
 
 def measure(view: Any) -> dict[str, float]:
     from fastapi.testclient import TestClient
-    from prometheus_client import generate_latest
 
     from models.indicators import INDICATOR_IDS
     from models.measures import WINDOWS
     from web.api import create_app
-    from web.metrics import registry_for, snapshot_of
+    from web.metrics import exposition, registry_for, snapshot_of
     from web.reads import LiveSource
 
     registry = registry_for(lambda: snapshot_of(view, {}, {}, 0, None))
     source = LiveSource(view, lambda period, indicator: {}, lambda: True)
     client = TestClient(create_app(source, registry, view.today_date))
-    render = _ms(lambda: generate_latest(registry), 10)
+    render = _ms(lambda: exposition(registry), 10)
     aggregates: list[float] = []
     at_risk: list[float] = []
     for _ in range(REPEATS // 10):
@@ -84,7 +83,7 @@ def measure(view: Any) -> dict[str, float]:
     return {"metrics_ms": statistics.median(render), "aggregates_p99_ms": _p99(aggregates),
             "at_risk_p99_ms": _p99(at_risk), "aggregates_p50_ms": statistics.median(aggregates),
             "at_risk_p50_ms": statistics.median(at_risk),
-            "series": float(generate_latest(registry).count(b"\n"))}
+            "series": float(exposition(registry).count(b"\n"))}
 
 
 def run(ctx: Context) -> StepResult:

@@ -18,7 +18,7 @@ from typing import Annotated, Any, Literal, Protocol
 import orjson
 from fastapi import Depends, FastAPI, HTTPException, Query
 from fastapi.responses import PlainTextResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from prometheus_client.registry import CollectorRegistry
 
 from models.disclosure import Disclosure
@@ -26,6 +26,7 @@ from models.indicators import INDICATOR_IDS, REGION_UNIT
 from models.measures import WINDOWS, Period, Row, arrange, window_first
 from models.worklist import AtRisk
 from web.auth import Access
+from web.metrics import exposition
 from web.pages import Freshness, mount_pages
 
 log = logging.getLogger("vardgaranti.api")
@@ -89,7 +90,7 @@ def create_app(
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:
-        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+        return Response(exposition(registry), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> PlainTextResponse:

@@ -5,11 +5,13 @@ from __future__ import annotations
 import hmac
 import logging
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from consumers.replay import Pipeline, replay
@@ -20,7 +22,7 @@ from models.measures import WINDOWS, Period, window_first
 from tests.consumers.test_store_replay import synthetic, write_log
 from vardgaranti.serve import pipeline_snapshot, pipeline_source
 from web.api import create_app
-from web.metrics import MetricsSnapshot, registry_for
+from web.metrics import MetricsSnapshot, exposition, registry_for
 
 TOKEN = "s3cret-token"
 
@@ -265,3 +267,24 @@ def test_worklist_is_most_urgent_first_with_days_over(world: tuple[TestClient, P
     assert at.json()["cases"][:5] == cases[:5]
     before = client.get("/api/v1/at-risk", params={"as_of": "2024-12-01"}, headers=AUTH)
     assert before.status_code == 422 and "2024-12-31" in before.json()["detail"]
+
+
+def steady(text: bytes) -> list[bytes]:
+    """The exposition without the one series that reads the wall clock."""
+    return [line for line in text.splitlines()
+            if not line.startswith(b"vardgaranti_processing_lag_seconds ")]
+
+
+def test_fast_exposition_is_what_the_library_writes(tmp_path: Path) -> None:
+    store = Store(f"sqlite:///{tmp_path / 'x.db'}")
+    log = write_log(tmp_path / "x.jsonl", synthetic(300))
+    pipeline = Pipeline.restore(store, Rules())
+    replay([log], store, pipeline)
+    snap = pipeline_snapshot(pipeline)
+    odd = {(0, 'unit "quoted" \\ and\nnewline'): next(iter(snap.live.values()))}
+    for live in (snap.live, {**snap.live, **odd}):
+        registry = registry_for(lambda live=live: replace(snap, live=live))  # type: ignore[misc]
+        assert steady(exposition(registry)) == steady(generate_latest(registry))
+    empty = registry_for(lambda: MetricsSnapshot(live={}, watermark_us=None))
+    assert exposition(empty) == generate_latest(empty)
+    store.engine.dispose()

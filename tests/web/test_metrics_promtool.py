@@ -21,7 +21,7 @@ from consumers.store import Store
 from models.clocks import Rules
 from tests.dashboards.test_build import CATALOGUE
 from vardgaranti.generate import generate
-from vardgaranti.serve import pipeline_snapshot
+from vardgaranti.serve import pipeline_snapshot, pipeline_source
 from web.api import create_app
 from web.metrics import MetricsSnapshot, registry_for
 
@@ -62,7 +62,8 @@ def exposition(pipeline: tuple[Pipeline, Store]) -> Exposition:
     pipe, store = pipeline
 
     def get(snapshot: Callable[[], MetricsSnapshot]) -> str:
-        app = create_app(store, registry_for(snapshot), pipe.today, "token")
+        app = create_app(pipeline_source(pipe, store), registry_for(snapshot), pipe.today,
+                         "token")
         response = TestClient(app).get("/metrics")
         assert response.status_code == 200
         return str(response.text)
