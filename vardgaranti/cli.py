@@ -95,12 +95,13 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
-    from vardgaranti.generate import generate
+    from vardgaranti.generate import Incident, generate
 
     try:
+        incidents = [Incident.parse(text) for text in args.incident]
         stats = generate(
             args.out, args.year, seed=args.seed, scale=args.scale, bad_rate=args.bad_rate,
-            progress=sys.stderr.isatty(),
+            progress=sys.stderr.isatty(), incidents=incidents,
         )
     except ValueError as exc:
         raise UsageError(str(exc)) from None
@@ -315,6 +316,30 @@ def _emit(fmt: str, header: dict[str, str], rows: list[Row]) -> None:
         output.as_table(title, rows, Console(width=max(Console().width, 140)))
 
 
+# ---------------------------------------------------------------- export
+
+
+def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
+    from consumers.export import export_openmetrics
+    from consumers.store import StoreError
+
+    if args.from_ > args.to:
+        raise UsageError(f"--from {args.from_} is after --to {args.to}")
+    store = open_store(args.db or settings.database_url)
+    try:
+        if args.out is None:
+            samples = export_openmetrics(store, args.from_, args.to, sys.stdout)
+        else:
+            with args.out.open("w", encoding="utf-8") as out:
+                samples = export_openmetrics(store, args.from_, args.to, out)
+    except StoreError as exc:
+        raise UsageError(str(exc)) from None
+    except OSError as exc:
+        raise UsageError(f"--out {args.out}: {exc.strerror}") from None
+    stderr.print(f"wrote {samples} samples ({args.from_} – {args.to})", markup=False)
+    return 0
+
+
 # ---------------------------------------------------------------- demo
 
 
@@ -415,6 +440,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--scale", type=float, default=1.0, help="1 = the region's real volume")
     p.add_argument("--bad-rate", type=float, default=0.0, help="share of malformed lines")
+    p.add_argument("--incident", action="append", default=[],
+                   metavar="UNIT:INDICATOR:FROM:TO:RATE",
+                   help="inject a collapse: of the unit's clocks due FROM..TO only the share "
+                   "RATE is within the limit (repeatable)")
     p.set_defaults(run=cmd_generate)
 
     p = sub.add_parser("demo", help="generate a year, replay it, show it, serve the API")
@@ -476,6 +505,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("table", "json", "csv"), default="table")
     p.add_argument("--db", help="database URL (default: VARDGARANTI_DATABASE_URL)")
     p.set_defaults(run=cmd_query)
+
+    p = sub.add_parser(
+        "export", help="write stored daily figures for Prometheus (backfill)",
+        description="Write the stored figures as OpenMetrics, one sample per series and day "
+        "at the end of the local day, for `promtool tsdb create-blocks-from openmetrics`.")
+    p.add_argument("format", choices=("openmetrics",))
+    p.add_argument("--from", dest="from_", type=_date, required=True, help="first local date")
+    p.add_argument("--to", type=_date, required=True, help="last local date")
+    p.add_argument("--db", help="database URL (default: VARDGARANTI_DATABASE_URL)")
+    p.add_argument("--out", type=Path, help="file to write (default: standard output)")
+    p.set_defaults(run=cmd_export)
 
     p = sub.add_parser("worker", help="the Faust worker (streaming mode)")
     p.add_argument("--bootstrap", help="Kafka servers (default: VARDGARANTI_KAFKA_BOOTSTRAP)")
