@@ -12,10 +12,11 @@ are counted from the route of each severity. Writes benchmarks/results/alerts.js
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
@@ -23,9 +24,18 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.suite import Context, Figure, StepResult
-from consumers.export import export_openmetrics, stamp
-from dashboards.alerts import Alert, Record, alert_rules, recording_rules
+from consumers.export import daily_series, openmetrics_lines, read_counters, stamp
+from dashboards.alerts import (
+    BASELINE_WINDOW,
+    CHANGE_WINDOW,
+    COMPLIANCE_WINDOW,
+    Alert,
+    Record,
+    alert_rules,
+    recording_rules,
+)
 from models.indicators import BY_ID
+from models.measures import WINDOWS
 from tests.support.prometheus import Prometheus, running_prometheus
 from vardgaranti.generate import Incident
 
@@ -79,13 +89,18 @@ def run(*args: str) -> str:
     return proc.stdout
 
 
-def blocks_from_store(store_url: str, first: date, last: date, work: Path) -> Path:
-    """Export [first, last] and turn it into TSDB blocks under work/data."""
+def blocks_from_store(store_url: str, first: date, last: date, work: Path,
+                      windows: Collection[str] = WINDOWS) -> Path:
+    """Export [first, last] (of the rolling windows, `windows` only: fewer samples for
+    promtool) and turn it into TSDB blocks under work/data."""
     from consumers.store import Store
 
+    series = daily_series(read_counters(Store(store_url), last), first, last)
+    skip = tuple(f'window="{w}"' for w in WINDOWS if w not in windows)
     om = work / "history.om"
     with om.open("w", encoding="utf-8") as out:
-        export_openmetrics(Store(store_url), first, last, out)
+        out.writelines(line for line in openmetrics_lines(series, first, last)
+                       if not any(s in line for s in skip))
     data = blocks_from_openmetrics(om, work)
     om.unlink()
     return data
@@ -109,15 +124,23 @@ def _prometheus() -> str:
     return binary
 
 
-def record_lines(prom: Prometheus, first: date, last: date) -> Iterator[str]:
+def record_lines(prom: Prometheus, first: date, last: date,
+                 only: Sequence[Alert] = ()) -> Iterator[str]:
     """The recording rules evaluated by Prometheus once a day over [first, last], as
-    OpenMetrics. (`promtool tsdb create-blocks-from rules` cannot: it evaluates nothing
-    at an interval longer than its two-hour blocks.)"""
+    OpenMetrics; with `only`, just the records (and windows) those alerts read.
+    (`promtool tsdb create-blocks-from rules` cannot: it evaluates nothing at an interval
+    longer than its two-hour blocks.)"""
     start, end = float(stamp(first.toordinal())), float(stamp(last.toordinal()))
+    read = " ".join(a.expr for a in only)
+    windows = set(re.findall(r'window="([^"]+)"', read))
     for rule in recording_rules().rules:
         assert isinstance(rule, Record)
+        if only and not re.search(re.escape(rule.record) + r"[{\s]", read + " "):
+            continue
         yield f"# TYPE {rule.record} gauge\n"
         for labels, points in prom.query_range(rule.expr, start, end, DAY):
+            if only and labels.get("window", "") not in windows | {""}:
+                continue
             sel = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
             yield from (f"{rule.record}{{{sel}}} {v:g} {t:.3f}\n" for t, v in points)
     yield "# EOF\n"
@@ -125,13 +148,14 @@ def record_lines(prom: Prometheus, first: date, last: date) -> Iterator[str]:
 
 @contextmanager
 def backfilled_prometheus(work: Path, first: date, last: date,
-                          rule_files: Sequence[Path] = ()) -> Iterator[Prometheus]:
+                          rule_files: Sequence[Path] = (),
+                          only: Sequence[Alert] = ()) -> Iterator[Prometheus]:
     """A Prometheus on work/data (made by `blocks_from_store`) with the recording rules
-    backfilled over [first, last] too, once a day."""
+    (those `only` reads, if given) backfilled over [first, last] too, once a day."""
     records = work / "records.om"
     with running_prometheus(_prometheus(), {}, work, flags()) as prom, \
             records.open("w", encoding="utf-8") as out:
-        out.writelines(record_lines(prom, first, last))
+        out.writelines(record_lines(prom, first, last, only))
     blocks = work / "record-blocks"
     run(promtool(), "tsdb", "create-blocks-from", "openmetrics", "-q", str(records),
         str(blocks))
@@ -317,10 +341,11 @@ def step(ctx: Context) -> StepResult:
         settings = Settings()
         pipeline = Pipeline.restore(store, settings.rules(), settings.allowed_lateness_us)
         replay([log], store, pipeline)
-        blocks_from_store(url, first, last, work)
+        blocks_from_store(url, first, last, work,
+                          {CHANGE_WINDOW, BASELINE_WINDOW, COMPLIANCE_WINDOW})
         start, end = float(stamp(first.toordinal())), float(stamp(last.toordinal()))
         rules = [a for a in alert_rules() if a.labels["kind"] not in ("pipeline", "worklist")]
-        with backfilled_prometheus(work, first, last) as prom:
+        with backfilled_prometheus(work, first, last, only=rules) as prom:
             eps = evaluate(prom, rules, start, end)
         result = score(eps, incs, url, int((end - start) // HOUR) + 1)
     result.update({"year": year, "scale": SCALE, "rules_evaluated": len(rules)})

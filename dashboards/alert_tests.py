@@ -55,6 +55,7 @@ from dashboards.alerts import (
     dump,
     r_over_share,
     rule_groups,
+    selector,
     texts_at_risk,
     texts_below_target,
     texts_breach_burst,
@@ -70,13 +71,9 @@ W1, W2 = "worker-1:8000", "worker-2:8000"
 BIG, SMALL, MILD, EMPTY = "unit_big", "unit_small", "unit_mild", "unit_empty"
 
 
-def _sel(**labels: str) -> str:
-    return "{" + ", ".join(f'{k}="{v}"' for k, v in labels.items()) + "}"
-
-
 def _series(metric: str, values: str, **labels: str) -> dict[str, str]:
     lab = {"job": JOB, "instance": W1, **labels}
-    return {"series": metric + _sel(**lab), "values": values}
+    return {"series": metric + selector(**lab), "values": values}
 
 
 def _split(metric: str, values: Sequence[int], **labels: str) -> list[dict[str, str]]:
@@ -298,7 +295,7 @@ def _report_tests(ind: Indicator, links: Links) -> list[dict[str, Any]]:
             "input_series": _completed_series(ind, EMPTY, 0, 0, steps),
             "alert_rule_test": [_check(a, f"{monday}h", []) for a in names],
             "promql_expr_test": [
-                {"expr": f"{R_RATIO}{_sel(indicator=ind.id)}", "eval_time": f"{monday}h",
+                {"expr": f"{R_RATIO}{selector(indicator=ind.id)}", "eval_time": f"{monday}h",
                  "exp_samples": []},
             ],
         },
@@ -358,8 +355,8 @@ def _pipeline_tests(links: Links) -> list[dict[str, Any]]:
     proc = "vardgaranti_events_processed_total"
     rej = "vardgaranti_events_rejected_total"
     wm = "vardgaranti_watermark_timestamp_seconds"
-    up_w1 = f'up{_sel(job=JOB, instance=W1, mode="streaming")}'
-    up_demo = f'up{_sel(job=JOB, instance="host.docker.internal:8000", mode="demo")}'
+    up_w1 = f'up{selector(job=JOB, instance=W1, mode="streaming")}'
+    up_demo = f'up{selector(job=JOB, instance="host.docker.internal:8000", mode="demo")}'
     return [
         {
             "name": "pipeline: worker down (the demo target does not count)",
@@ -473,7 +470,7 @@ def _recording_tests() -> list[dict[str, Any]]:
     win = COMPLIANCE_WINDOW
 
     def sample(metric: str, value: float, **labels: str) -> dict[str, Any]:
-        return {"labels": metric + _sel(**labels), "value": value}
+        return {"labels": metric + selector(**labels), "value": value}
 
     def expect(expr: str, *samples: dict[str, Any]) -> dict[str, Any]:
         return {"expr": expr, "eval_time": at, "exp_samples": list(samples)}
@@ -485,14 +482,14 @@ def _recording_tests() -> list[dict[str, Any]]:
         "interval": "1m",
         "input_series": series,
         "promql_expr_test": [
-            expect(R_RATIO + _sel(window=win),
+            expect(R_RATIO + selector(window=win),
                    sample(R_RATIO, 30 / 40, indicator=ind.id, unit="unit_a", window=win),
                    sample(R_RATIO, 15 / 20, indicator=ind.id, unit="unit_b", window=win),
                    sample(R_RATIO, 1 / 4, indicator=other.id, unit="unit_a", window=win)),
-            expect(R_RATIO + REGION + _sel(window=win),
+            expect(R_RATIO + REGION + selector(window=win),
                    sample(R_RATIO + REGION, 45 / 60, indicator=ind.id, window=win),
                    sample(R_RATIO + REGION, 1 / 4, indicator=other.id, window=win)),
-            expect(f"{R_COMPLETED}{_sel(indicator=ind.id, window=win)}",
+            expect(f"{R_COMPLETED}{selector(indicator=ind.id, window=win)}",
                    sample(R_COMPLETED, 0, indicator=ind.id, unit=EMPTY, window=win),
                    sample(R_COMPLETED, 40, indicator=ind.id, unit="unit_a", window=win),
                    sample(R_COMPLETED, 20, indicator=ind.id, unit="unit_b", window=win)),
@@ -503,10 +500,10 @@ def _recording_tests() -> list[dict[str, Any]]:
             expect(w_ratio + REGION,
                    sample(w_ratio + REGION, (50 - 10) / 50, indicator=ind.id),
                    sample(w_ratio + REGION, 0.0, indicator=other.id)),
-            expect(f"vardgaranti:waiting:region{_sel(indicator=ind.id)}",
+            expect(f"vardgaranti:waiting:region{selector(indicator=ind.id)}",
                    sample("vardgaranti:waiting:region", 50, indicator=ind.id)),
             expect(share, sample(share, 2 / 8, indicator=ind.id, unit="unit_a")),
-            expect(f"vardgaranti:breaches:region{_sel(indicator=ind.id)}",
+            expect(f"vardgaranti:breaches:region{selector(indicator=ind.id)}",
                    sample("vardgaranti:breaches:region", 11 + 1 + 1, indicator=ind.id)),
         ],
     }]

@@ -128,7 +128,7 @@ def _limit_sv(ind: Indicator) -> str:
     return "samma dag" if ind.limit_days == 0 else f"{ind.limit_days} dagar"
 
 
-def _sel(**labels: str) -> str:
+def selector(**labels: str) -> str:
     return "{" + ", ".join(f'{k}="{v}"' for k, v in labels.items()) + "}"
 
 
@@ -230,7 +230,7 @@ def recording_rules() -> Group:
             Record(R_BREACHES + level, _sum(by, "vardgaranti_breaches_total")),
         ]
         for window in (CHANGE_WINDOW, BASELINE_WINDOW):
-            sel = _sel(window=window)
+            sel = selector(window=window)
             done = f"{_sum(by, within, sel)}\n+ {_sum(by, over, sel)}"
             rules += [
                 Record(r_completed(window, level), done),
@@ -391,7 +391,7 @@ def alert_annotations(alert: str, texts: Texts, links: Links, board: str,
 
 def worse_expr(ind: Indicator, level: str) -> str:
     """The recent over-limit share, where it is clearly above its own earlier level."""
-    sel = _sel(indicator=ind.id)
+    sel = selector(indicator=ind.id)
     now = r_over_share(CHANGE_WINDOW, level) + sel
     before = f"{r_over_share(BASELINE_WINDOW, level)}{sel} offset {CHANGE_WINDOW}"
     done = r_completed(CHANGE_WINDOW, level) + sel
@@ -404,7 +404,7 @@ def worse_expr(ind: Indicator, level: str) -> str:
 
 def burst_expr(ind: Indicator) -> str:
     """New breaches of the last BURST_DAYS, where far above their usual count."""
-    b = R_BREACHES + UNIT + _sel(indicator=ind.id)
+    b = R_BREACHES + UNIT + selector(indicator=ind.id)
     recent = f"({b} - {b} offset {BURST_DAYS}d)"
     usual = (f"({b} offset {BURST_DAYS}d - {b} offset {BURST_DAYS + BURST_BASELINE_DAYS}d)"
              f" * {_num(BURST_DAYS / BURST_BASELINE_DAYS)}")
@@ -413,7 +413,7 @@ def burst_expr(ind: Indicator) -> str:
 
 
 def waiting_rising_expr(ind: Indicator) -> str:
-    o = f"vardgaranti:waiting_over_limit{REGION}{_sel(indicator=ind.id)}"
+    o = f"vardgaranti:waiting_over_limit{REGION}{selector(indicator=ind.id)}"
     then = f"{o} offset {WAITING_RISE_DAYS}d"
     return f"({o} - {then}) >= {MIN_CASES}\nand\n{o} > {_num(WAITING_RISE_FACTOR)} * {then}"
 
@@ -426,7 +426,7 @@ def report_hour() -> str:
 def below_target_expr(ind: Indicator, *, region: bool) -> str:
     """Completed ratio below target with enough cases, in the weekly report hour."""
     suffix, on = (REGION, "indicator, window") if region else ("", "indicator, unit, window")
-    sel = _sel(indicator=ind.id, window=COMPLIANCE_WINDOW)
+    sel = selector(indicator=ind.id, window=COMPLIANCE_WINDOW)
     return (
         f"{R_RATIO}{suffix}{sel} < {_num(ind.target)}\n"
         f"and on ({on})\n"
@@ -469,7 +469,7 @@ def indicator_alerts(ind: Indicator, links: Links = DEFAULT_LINKS) -> list[Alert
     ]
     if ind.at_risk_days > 0:
         out.append(Alert(
-            "VardgarantiAtRisk", f"{R_AT_RISK}{_sel(indicator=i)} > 0", "10m",
+            "VardgarantiAtRisk", f"{R_AT_RISK}{selector(indicator=i)} > 0", "10m",
             _labels("worklist", WORKLIST_TEAM, "unit", "worklist", indicator=i),
             alert_annotations("VardgarantiAtRisk", texts_at_risk(ind, T_VALUE, T_UNIT), links,
                         WORKLIST_BOARD, **unit_vars),
@@ -477,7 +477,7 @@ def indicator_alerts(ind: Indicator, links: Links = DEFAULT_LINKS) -> list[Alert
     out.append(Alert(
         "VardgarantiNewBreaches",
         f"sum by (indicator, unit) (increase(vardgaranti_breaches_total"
-        f"{_sel(indicator=i)}[{BREACH_LOOKBACK}])) > 0",
+        f"{selector(indicator=i)}[{BREACH_LOOKBACK}])) > 0",
         "0m",
         _labels("worklist", WORKLIST_TEAM, "unit", "worklist", indicator=i),
         alert_annotations("VardgarantiNewBreaches", texts_breaches(ind, T_UNIT), links,
@@ -487,11 +487,11 @@ def indicator_alerts(ind: Indicator, links: Links = DEFAULT_LINKS) -> list[Alert
 
 
 def pipeline_alerts(links: Links = DEFAULT_LINKS) -> list[Alert]:
-    job = _sel(job=JOB)
+    job = selector(job=JOB)
     events = f'{{__name__=~"vardgaranti_events_(processed|rejected)_total", job="{JOB}"}}'
     exprs: dict[str, tuple[str, str, str]] = {
         "VardgarantiWorkerDown": (
-            f'up{_sel(job=JOB, mode="streaming")} == 0', "5m", "page"),
+            f'up{selector(job=JOB, mode="streaming")} == 0', "5m", "page"),
         "VardgarantiNoEventsProcessed": (
             f"sum by (job) (rate(vardgaranti_events_processed_total{job}"
             f"[{NO_EVENTS_MINUTES}m])) == 0\n"
