@@ -119,6 +119,34 @@ def finite(samples: list[Sample]) -> bool:
 
 
 @contextmanager
+def serving(args: Sequence[str], workdir: Path, log: Path, url: str) -> Iterator[None]:
+    """Start a server process, wait until `url`/-/ready answers, stop it afterwards."""
+    with log.open("wb") as out:
+        proc = subprocess.Popen(list(args), stdout=out, stderr=subprocess.STDOUT, cwd=workdir)
+    try:
+        def ready() -> bool:
+            if proc.poll() is not None:
+                tail = "\n".join(log.read_text(errors="replace").splitlines()[-30:])
+                raise AssertionError(f"{Path(args[0]).name} exited with {proc.returncode}:"
+                                     f"\n{tail}")
+            try:
+                with urllib.request.urlopen(url + "/-/ready", timeout=2) as r:
+                    return bool(r.status == 200)
+            except OSError:
+                return False
+
+        wait_for(ready, f"{Path(args[0]).name} to become ready", STARTUP_TIMEOUT_S)
+        yield
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@contextmanager
 def running_prometheus(binary: str, config: Mapping[str, Any], workdir: Path,
                        flags: Sequence[str] = ()) -> Iterator[Prometheus]:
     """`flags`: more command-line flags (e.g. a retention long enough for backfilled
@@ -127,32 +155,9 @@ def running_prometheus(binary: str, config: Mapping[str, Any], workdir: Path,
     config_file = workdir / "prometheus.yml"
     config_file.write_text(yaml.safe_dump(dict(config), sort_keys=False), encoding="utf-8")
     port = free_port()
-    log = workdir / "prometheus.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [binary, f"--config.file={config_file}",
-             f"--storage.tsdb.path={workdir / 'data'}",
-             f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn", *flags],
-            stdout=out, stderr=subprocess.STDOUT, cwd=workdir,
-        )
-    prom = Prometheus(f"http://127.0.0.1:{port}", log)
-    try:
-        def ready() -> bool:
-            if proc.poll() is not None:
-                raise AssertionError(f"prometheus exited with {proc.returncode}:\n"
-                                     f"{prom.log_tail()}")
-            try:
-                with urllib.request.urlopen(prom.url + "/-/ready", timeout=2) as r:
-                    return bool(r.status == 200)
-            except OSError:
-                return False
-
-        wait_for(ready, "prometheus to become ready", STARTUP_TIMEOUT_S)
+    prom = Prometheus(f"http://127.0.0.1:{port}", workdir / "prometheus.log")
+    with serving([binary, f"--config.file={config_file}",
+                  f"--storage.tsdb.path={workdir / 'data'}",
+                  f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn", *flags],
+                 workdir, prom.log, prom.url):
         yield prom
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
