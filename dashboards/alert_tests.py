@@ -120,23 +120,25 @@ def _check(name: str, at: str, alerts: list[dict[str, Any]]) -> dict[str, Any]:
 # --------------------------------------------------------------------------- change pages
 
 
-def worse(now_over: int, now_done: int, base_over: int, base_done: int) -> bool:
-    """VardgarantiUnitWorse/RegionWorse, re-done in Python."""
+def worse(now_over: int, now_done: int, base_over: int, base_done: int,
+          common: float = 0.0) -> bool:
+    """VardgarantiUnitWorse/RegionWorse, re-done in Python (`common`: the region's
+    worsening, for a unit)."""
     if now_done < MIN_CASES or not base_done:
         return False
     now, base = now_over / now_done, base_over / base_done
     noise = CHANGE_Z * math.sqrt(base * (1 - base) / now_done)
-    return now > base + CHANGE_MARGIN and now > base + noise
+    return now > base + common + CHANGE_MARGIN and now > base + common + noise
 
 
-def _worse_tests(ind: Indicator, links: Links) -> list[dict[str, Any]]:
-    """Daily samples: a long steady level, four bad days, back to normal."""
+Levels = dict[str, tuple[tuple[int, int], tuple[int, int], tuple[int, int]]]
+
+
+def _worse_scenario(ind: Indicator, links: Links, name: str, units: Levels,
+                    unit_fires: set[str], region_fires: bool) -> dict[str, Any]:
+    """Daily samples: a long steady level, four bad days, back to normal. `units`: per unit
+    (7-day over/completed normally, on the bad days, 90-day over/completed)."""
     steady, bad, after = 96, 4, 11  # days; the bad days are 96..99
-    change, base = CHANGE_WINDOW, BASELINE_WINDOW
-    # unit: (7-day over/completed normally, on the bad days, 90-day over/completed)
-    units = {BIG: ((10, 80), (50, 80), (100, 1000)),
-             SMALL: ((2, 8), (5, 8), (20, 80)),
-             MILD: ((10, 80), (12, 80), (100, 1000))}
     series: list[dict[str, str]] = []
     for unit, ((o, n), (bo, bn), (o90, n90)) in units.items():
         for metric, normal, during, long in (
@@ -144,39 +146,60 @@ def _worse_tests(ind: Indicator, links: Links) -> list[dict[str, Any]]:
             ("vardgaranti_completed_within", n - o, bn - bo, n90 - o90),
         ):
             vals = [normal] * steady + [during] * bad + [normal] * after
-            series += _split(metric, vals, indicator=ind.id, unit=unit, window=change)
+            series += _split(metric, vals, indicator=ind.id, unit=unit, window=CHANGE_WINDOW)
             series += _split(metric, [long] * (steady + bad + after), indicator=ind.id,
-                             unit=unit, window=base)
-    fires = {u: worse(bo, bn, o90, n90) for u, (_, (bo, bn), (o90, n90)) in units.items()}
-    assert fires == {BIG: True, SMALL: False, MILD: False}, fires
+                             unit=unit, window=BASELINE_WINDOW)
     region = [sum(v[k][0] for v in units.values()) for k in range(3)]
     region_n = [sum(v[k][1] for v in units.values()) for k in range(3)]
-    assert worse(region[1], region_n[1], region[2], region_n[2])
+    common = max(region[1] / region_n[1] - region[2] / region_n[2], 0.0)
+    fires = {u for u, (_, (bo, bn), (o90, n90)) in units.items()
+             if worse(bo, bn, o90, n90, common)}
+    assert fires == unit_fires, fires
+    assert worse(region[1], region_n[1], region[2], region_n[2]) == region_fires
     unit_rule = _rule("VardgarantiUnitWorse", ind, links)
     region_rule = _rule("VardgarantiRegionWorse", ind, links)
-    unit_alert = _exp(unit_rule, texts_unit_worse(ind, percent(50 / 80), BIG), links,
-                      UNIT_BOARD, {"unit": BIG}, indicator=ind.id, unit=BIG)
-    region_alert = _exp(region_rule, texts_region_worse(ind, percent(region[1] / region_n[1])),
-                        links, REGION_BOARD, {})
+    unit_alerts = [_exp(unit_rule, texts_unit_worse(ind, percent(bo / bn), u), links,
+                        UNIT_BOARD, {"unit": u}, indicator=ind.id, unit=u)
+                   for u, (_, (bo, bn), _) in units.items() if u in fires]
+    region_alerts = [_exp(region_rule,
+                          texts_region_worse(ind, percent(region[1] / region_n[1])),
+                          links, REGION_BOARD, {})] if region_fires else []
     keep = days(unit_rule.keep_firing_for)
     checks = []
-    for name, fired in (("VardgarantiUnitWorse", unit_alert),
-                        ("VardgarantiRegionWorse", region_alert)):
+    for rule, fired in ((unit_rule.name, unit_alerts), (region_rule.name, region_alerts)):
         checks += [
-            _check(name, f"{steady - 1}d", []),
-            _check(name, f"{steady}d", []),  # pending (for)
-            _check(name, f"{steady + 1}d", [fired]),
-            _check(name, f"{steady + bad + keep - 1}d", [fired]),  # kept firing (hysteresis)
-            _check(name, f"{steady + bad + keep + 1}d", []),
+            _check(rule, f"{steady - 1}d", []),
+            _check(rule, f"{steady}d", []),  # pending (for)
+            _check(rule, f"{steady + 1}d", fired),
+            _check(rule, f"{steady + bad + keep - 1}d", fired),  # kept firing (hysteresis)
+            _check(rule, f"{steady + bad + keep + 1}d", []),
         ]
-    return [{"name": f"{ind.id}: a unit gets clearly worse than its own level",
-             "interval": "1d", "input_series": series, "alert_rule_test": checks}]
+    return {"name": f"{ind.id}: {name}", "interval": "1d", "input_series": series,
+            "alert_rule_test": checks}
 
 
-def burst(recent: int, usual_window: int) -> bool:
+def _worse_tests(ind: Indicator, links: Links) -> list[dict[str, Any]]:
+    usual = ((10, 80), (10, 80), (100, 1000))
+    return [
+        _worse_scenario(ind, links, "a unit gets clearly worse than its own level", {
+            BIG: ((10, 80), (50, 80), (100, 1000)),
+            SMALL: ((2, 8), (5, 8), (20, 80)),  # as bad, but too few cases
+            MILD: ((10, 80), (12, 80), (100, 1000)),  # worse, but not clearly
+        }, {BIG}, True),
+        _worse_scenario(ind, links, "every unit a little worse: the region pages, no unit", {
+            BIG: ((10, 80), (26, 80), (100, 1000)),
+            MILD: ((10, 80), (26, 80), (100, 1000)),
+            SMALL: usual,
+        }, set(), True),
+    ]
+
+
+def burst(recent: int, usual_window: int, region_recent: int, region_window: int) -> bool:
     """VardgarantiBreachBurst, re-done in Python."""
-    usual = usual_window * BURST_DAYS / BURST_BASELINE_DAYS
-    return recent >= MIN_BURST and recent > usual + BURST_Z * math.sqrt(usual + 1)
+    share = BURST_DAYS / BURST_BASELINE_DAYS
+    growth = max(region_recent / max(region_window * share, 1), 1)
+    expected = usual_window * share * growth
+    return recent >= MIN_BURST and recent > expected + BURST_Z * math.sqrt(expected + 1)
 
 
 def _burst_tests(ind: Indicator, links: Links) -> list[dict[str, Any]]:
@@ -193,9 +216,12 @@ def _burst_tests(ind: Indicator, links: Links) -> list[dict[str, Any]]:
     first = steady + 1
     lookback = BURST_DAYS + BURST_BASELINE_DAYS
 
+    region = [sum(c[d] for c in cum.values()) for d in range(total)]
+
     def fires(unit: str, d: int) -> bool:
-        c = cum[unit]
-        return burst(c[d] - c[d - BURST_DAYS], c[d - BURST_DAYS] - c[d - lookback])
+        c, r = cum[unit], region
+        return burst(c[d] - c[d - BURST_DAYS], c[d - BURST_DAYS] - c[d - lookback],
+                     r[d] - r[d - BURST_DAYS], r[d - BURST_DAYS] - r[d - lookback])
 
     assert fires(BIG, first) and not fires(BIG, steady)
     assert not any(fires(u, d) for u in (SMALL, MILD) for d in range(lookback, total))

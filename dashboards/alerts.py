@@ -389,27 +389,52 @@ def alert_annotations(alert: str, texts: Texts, links: Links, board: str,
     }
 
 
-def worse_expr(ind: Indicator, level: str) -> str:
-    """The recent over-limit share, where it is clearly above its own earlier level."""
+def _change(ind: Indicator, level: str) -> tuple[str, str]:
+    """The recent over-limit share and the level it is compared with (for a unit: its own
+    earlier share plus the region's worsening, so that a change common to every unit, a
+    holiday or the summer, does not page each of them)."""
     sel = selector(indicator=ind.id)
     now = r_over_share(CHANGE_WINDOW, level) + sel
     before = f"{r_over_share(BASELINE_WINDOW, level)}{sel} offset {CHANGE_WINDOW}"
-    done = r_completed(CHANGE_WINDOW, level) + sel
+    if level == REGION:
+        return now, before
+    region_now = r_over_share(CHANGE_WINDOW, REGION) + sel
+    region_before = f"{r_over_share(BASELINE_WINDOW, REGION)}{sel} offset {CHANGE_WINDOW}"
+    common = f"clamp_min({region_now} - {region_before}, 0)"
+    return now, f"({before} + on (indicator) group_left ()\n  {common})"
+
+
+def worse_expr(ind: Indicator, level: str) -> str:
+    """The recent over-limit share, where it is clearly above its earlier level."""
+    now, level_before = _change(ind, level)
+    before = f"{r_over_share(BASELINE_WINDOW, level)}{selector(indicator=ind.id)} " \
+             f"offset {CHANGE_WINDOW}"
+    done = r_completed(CHANGE_WINDOW, level) + selector(indicator=ind.id)
     return (
-        f"{now}\n> {before} + {_num(CHANGE_MARGIN)}\n"
-        f"and\n{now}\n> {before} + {_num(CHANGE_Z)} * sqrt({before} * (1 - {before}) / {done})\n"
+        f"{now}\n> {level_before} + {_num(CHANGE_MARGIN)}\n"
+        f"and\n{now}\n> {level_before}\n"
+        f"  + {_num(CHANGE_Z)} * sqrt({before} * (1 - {before}) / {done})\n"
         f"and\n{done} >= {MIN_CASES}"
     )
 
 
-def burst_expr(ind: Indicator) -> str:
-    """New breaches of the last BURST_DAYS, where far above their usual count."""
-    b = R_BREACHES + UNIT + selector(indicator=ind.id)
+def _breaches(level: str, ind: Indicator) -> tuple[str, str]:
+    """New breaches of the last BURST_DAYS, and the count usual before them."""
+    b = R_BREACHES + level + selector(indicator=ind.id)
     recent = f"({b} - {b} offset {BURST_DAYS}d)"
     usual = (f"({b} offset {BURST_DAYS}d - {b} offset {BURST_DAYS + BURST_BASELINE_DAYS}d)"
              f" * {_num(BURST_DAYS / BURST_BASELINE_DAYS)}")
+    return recent, usual
+
+
+def burst_expr(ind: Indicator) -> str:
+    """A unit's new breaches, far above its usual count grown as the region's grew."""
+    recent, usual = _breaches(UNIT, ind)
+    region_recent, region_usual = _breaches(REGION, ind)
+    expected = (f"({usual} * on (indicator) group_left ()\n"
+                f"  clamp_min({region_recent} / clamp_min({region_usual}, 1), 1))")
     return (f"{recent} >= {MIN_BURST}\nand\n"
-            f"{recent} > {usual} + {_num(BURST_Z)} * sqrt({usual} + 1)")
+            f"{recent} > {expected}\n  + {_num(BURST_Z)} * sqrt({expected} + 1)")
 
 
 def waiting_rising_expr(ind: Indicator) -> str:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.alerts import backfilled_prometheus, blocks_from_openmetrics
+from benchmarks.alerts import backfill_records, blocks_from_openmetrics, history_prometheus
 from consumers.export import stamp
 from dashboards.alerts import RULES_PATH
 from vardgaranti.cli import main
@@ -54,7 +54,8 @@ def test_a_replayed_month_in_prometheus_equals_query(
     expected = _query(db, feb, capsys)
     region = {r["indicator"]: r for r in expected if r["unit_id"] == "ALL"}
     assert len(region) == 7 and all(r["completed"] for r in region.values())
-    with backfilled_prometheus(tmp_path, FIRST, LAST, [RULES_PATH]) as prom:
+    backfill_records(tmp_path, FIRST, LAST)
+    with history_prometheus(tmp_path, [RULES_PATH]) as prom:
         at = float(stamp(feb.toordinal()))
         got = {s.labels["indicator"]: s.value for s in prom.query(
             'vardgaranti:completed_ratio:window:region{window="month"}', at)}
