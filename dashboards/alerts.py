@@ -44,18 +44,20 @@ COMPLIANCE_WINDOW: Final = "30d"
 FAR_BELOW_MARGIN: Final = 0.10
 # Page on change: the share completed after the deadline in the last CHANGE_WINDOW against
 # the BASELINE_WINDOW before it. It must be up by CHANGE_MARGIN points and by more than
-# CHANGE_Z standard errors of a binomial share, over at least MIN_CASES completed.
+# CHANGE_Z standard errors of a binomial share, over at least CHANGE_MIN_CASES completed
+# (a week of a unit with 20 cases a month is about 5).
 CHANGE_WINDOW: Final = "7d"
 BASELINE_WINDOW: Final = "90d"
-CHANGE_MARGIN: Final = 0.10
-CHANGE_Z: Final = 3.0
+CHANGE_MARGIN: Final = 0.20
+CHANGE_Z: Final = 4.0
+CHANGE_MIN_CASES: Final = 10
 # A burst of new breaches: those of the last BURST_DAYS against the BURST_BASELINE_DAYS
 # before them (Poisson: more than the expected count + BURST_Z × its root), at least
 # MIN_BURST breaches.
 BURST_DAYS: Final = 2
 BURST_BASELINE_DAYS: Final = 28
-BURST_Z: Final = 3.0
-MIN_BURST: Final = 5
+BURST_Z: Final = 5.0
+MIN_BURST: Final = 8
 # Waiting over the limit, region-wide, up by MIN_CASES clocks and this factor in a week.
 WAITING_RISE_DAYS: Final = 7
 WAITING_RISE_FACTOR: Final = 1.10
@@ -414,7 +416,7 @@ def worse_expr(ind: Indicator, level: str) -> str:
         f"{now}\n> {level_before} + {_num(CHANGE_MARGIN)}\n"
         f"and\n{now}\n> {level_before}\n"
         f"  + {_num(CHANGE_Z)} * sqrt({before} * (1 - {before}) / {done})\n"
-        f"and\n{done} >= {MIN_CASES}"
+        f"and\n{done} >= {CHANGE_MIN_CASES}"
     )
 
 

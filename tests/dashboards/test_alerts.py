@@ -69,9 +69,10 @@ def test_every_indicator_has_its_alerts(ind: Any) -> None:
     assert f"< {ind.target:g}\n" in by_name["VardgarantiUnitBelowTarget"]["expr"]
     # a minimum case count guards every alert on a share or a count of a unit
     for name in ("VardgarantiBelowTarget", "VardgarantiUnitBelowTarget",
-                 "VardgarantiUnitWorse", "VardgarantiRegionWorse",
                  "VardgarantiWaitingOverLimitRising"):
         assert f">= {alerts.MIN_CASES}" in by_name[name]["expr"], name
+    for name in ("VardgarantiUnitWorse", "VardgarantiRegionWorse"):
+        assert f">= {alerts.CHANGE_MIN_CASES}" in by_name[name]["expr"], name
     assert f">= {alerts.MIN_BURST}" in by_name["VardgarantiBreachBurst"]["expr"]
     for a in mine:
         assert f'indicator="{ind.id}"' in a["expr"]
