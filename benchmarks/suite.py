@@ -88,6 +88,9 @@ STEPS: list[Step] = [
          uses_log=False),
     Step("streaming", "benchmarks.streaming:step",
          "one worker on the test broker: events/s and event-to-metric latency", uses_log=False),
+    Step("alerts", "benchmarks.alerts:step",
+         "alert quality over a generated year with injected incidents, in a real Prometheus",
+         uses_log=False),
 ]
 BY_NAME = {s.name: s for s in STEPS}
 

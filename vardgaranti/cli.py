@@ -125,7 +125,7 @@ _OPTION_OF = {"year": "--year", "seed": "--seed", "scale": "--scale", "bad_rate"
 
 
 def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
-    from vardgaranti.generate import check_arguments, generate
+    from vardgaranti.generate import Incident, check_arguments, generate
 
     out: Path = args.out
     if out.is_dir():
@@ -134,6 +134,7 @@ def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
         raise UsageError(f"--out {out}: exists; add --force to overwrite it")
     try:
         check_arguments(out, args.year, args.seed, args.scale, args.bad_rate)
+        incidents = [Incident.parse(text) for text in args.incident]
     except ValueError as exc:
         raise UsageError(_as_option(str(exc))) from None
     events = round(EVENTS_AT_SCALE_1 * args.scale)
@@ -141,7 +142,7 @@ def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
     stderr.print(f"writing about {events:,} events (about {_megabytes(size)}) to {out}",
                  markup=False)
     stats = generate(out, args.year, seed=args.seed, scale=args.scale, bad_rate=args.bad_rate,
-                     progress=sys.stderr.isatty())
+                     progress=sys.stderr.isatty(), incidents=incidents)
     stderr.print(f"wrote {stats.events:,} events to {out} "
                  f"({_megabytes(out.stat().st_size)})", markup=False)
     return 0
@@ -456,6 +457,30 @@ def _sv(n: int) -> str:
     return f"{n:,}".replace(",", "\u202f")
 
 
+# ---------------------------------------------------------------- export
+
+
+def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
+    from consumers.export import export_openmetrics
+    from consumers.store import StoreError
+
+    if args.from_ > args.to:
+        raise UsageError(f"--from {args.from_} is after --to {args.to}")
+    store = open_store(args.db or settings.database_url)
+    try:
+        if args.out is None:
+            samples = export_openmetrics(store, args.from_, args.to, sys.stdout)
+        else:
+            with args.out.open("w", encoding="utf-8") as out:
+                samples = export_openmetrics(store, args.from_, args.to, out)
+    except StoreError as exc:
+        raise UsageError(str(exc)) from None
+    except OSError as exc:
+        raise UsageError(f"--out {args.out}: {exc.strerror}") from None
+    stderr.print(f"wrote {samples} samples ({args.from_} – {args.to})", markup=False)
+    return 0
+
+
 # ---------------------------------------------------------------- demo
 
 
@@ -640,6 +665,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bad-rate", type=float, default=0.0, metavar="SHARE",
                    help="share of malformed lines, 0 to 0.5")
     p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
+    p.add_argument("--incident", action="append", default=[],
+                   metavar="UNIT:INDICATOR:FROM:TO:RATE",
+                   help="inject a collapse: of the unit's clocks due FROM..TO only the share "
+                   "RATE is within the limit (repeatable; docs/alerts.md)")
 
     p = command(
         "replay", "process event logs into the store, or publish them to Kafka",
@@ -715,6 +744,19 @@ def build_parser() -> argparse.ArgumentParser:
         "that `query` and SQL read.", cmd_sink)
     streaming(p, "health/metrics port (default: VARDGARANTI_SINK_PORT, 8001)")
     db(p)
+
+    p = command(
+        "export", "write stored daily figures for Prometheus (backfill)",
+        "Writes the stored figures as OpenMetrics, one sample per series and day at the end "
+        "of the local day, for `promtool tsdb create-blocks-from openmetrics` (docs/alerts.md).",
+        cmd_export)
+    p.add_argument("format", choices=("openmetrics",), help="the output format")
+    p.add_argument("--from", dest="from_", type=_date, required=True, metavar="DATE",
+                   help="first local date")
+    p.add_argument("--to", type=_date, required=True, metavar="DATE", help="last local date")
+    db(p)
+    p.add_argument("--out", type=Path, metavar="FILE",
+                   help="file to write (default: standard output)")
 
     p = command(
         "dashboards", "push the Grafana dashboards, or check them",

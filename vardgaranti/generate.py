@@ -41,7 +41,7 @@ import holidays
 import orjson
 
 from models.indicators import BY_ID, Indicator
-from models.region import BUP_UNITS, CLINICS, VARDCENTRALER, Unit
+from models.region import BUP_UNITS, CLINICS, UNITS_BY_ID, VARDCENTRALER, Unit
 
 TZ: Final = ZoneInfo("Europe/Stockholm")
 DAY: Final = 86_400
@@ -167,6 +167,41 @@ class GenerateStats:
     seconds: float
 
 
+@dataclass(frozen=True, slots=True)
+class Incident:
+    """An injected collapse: of `unit`'s `indicator` clocks due in [first, last], only the
+    share `rate` is completed within the limit (the rest late), instead of the usual share.
+    Written on the command line as UNIT:INDICATOR:FROM:TO:RATE."""
+
+    unit: str
+    indicator: str
+    first: date
+    last: date
+    rate: float
+
+    @classmethod
+    def parse(cls, text: str) -> Incident:
+        parts = text.split(":")
+        if len(parts) != 5:
+            raise ValueError(f"--incident '{text}': expected UNIT:INDICATOR:FROM:TO:RATE")
+        unit, ind, first, last, rate = parts
+        if unit not in UNITS_BY_ID:
+            raise ValueError(f"--incident '{text}': no unit '{unit}' in the region")
+        if ind not in BY_ID:
+            raise ValueError(f"--incident '{text}': no indicator '{ind}'")
+        try:
+            a, b = date.fromisoformat(first), date.fromisoformat(last)
+            r = float(rate)
+        except ValueError:
+            raise ValueError(f"--incident '{text}': FROM and TO are dates (YYYY-MM-DD), "
+                             "RATE a number") from None
+        if a > b:
+            raise ValueError(f"--incident '{text}': FROM is after TO")
+        if not 0.0 <= r <= 1.0:
+            raise ValueError(f"--incident '{text}': RATE is a share between 0 and 1")
+        return cls(unit, ind, a, b, r)
+
+
 def check_arguments(out: Path, year: int, seed: int, scale: float, bad_rate: float) -> None:
     """Raise ValueError, naming the parameter, for arguments `generate` refuses."""
     if not isinstance(year, int) or not 1971 <= year <= 2199:
@@ -185,14 +220,14 @@ def check_arguments(out: Path, year: int, seed: int, scale: float, bad_rate: flo
 
 def generate(
     out: Path, year: int, seed: int = 1, scale: float = 1.0, bad_rate: float = 0.0,
-    progress: bool = True,
+    progress: bool = True, incidents: Sequence[Incident] = (),
 ) -> GenerateStats:
     """Write a synthetic event log for calendar `year` to `out` (.jsonl or .jsonl.gz)."""
     out = Path(out)
     check_arguments(out, year, seed, scale, bad_rate)
     started = time.perf_counter()
     tmp = out.with_name(out.name + ".part")
-    engine = _Engine(year, seed, scale, bad_rate)
+    engine = _Engine(year, seed, scale, bad_rate, incidents)
     try:
         with open(tmp, "wb") as raw:
             if out.name.endswith(".gz"):
@@ -261,10 +296,13 @@ class _Pool:
 
 
 class _Engine:
-    def __init__(self, year: int, seed: int, scale: float, bad_rate: float) -> None:
+    def __init__(self, year: int, seed: int, scale: float, bad_rate: float,
+                 incidents: Sequence[Incident] = ()) -> None:
         self.year, self.seed, self.scale = year, seed, scale
         self.rng = random.Random(seed)
         self.bad_rng = random.Random(f"{seed}/malformed")
+        # its own generator, so that the rest of the log is the same with or without them
+        self.incident_rng = random.Random(f"{seed}/incident")
         self.bad_q = bad_rate / (1.0 - bad_rate) if bad_rate > 0 else 0.0
         self.events = self.lines = self.duplicates = self.late = self.bad_lines = 0
         self.cases = 0
@@ -272,6 +310,10 @@ class _Engine:
         self.id_prefix = f"ev-{seed}-"
         self.case_prefix = f"c-{seed}-"
         self._calendar(year)
+        self.incidents: dict[tuple[str, str], list[tuple[int, int, float]]] = {}
+        for inc in incidents:
+            self.incidents.setdefault((inc.indicator, inc.unit), []).append(
+                ((inc.first - self.day0).days, (inc.last - self.day0).days, inc.rate))
         self._volumes()
         self._models()
         self.buckets: list[list[tuple[int, bytes]] | None] = [None] * self.ndays
@@ -614,14 +656,18 @@ class _Engine:
             return n if n <= hi else day
         return self.next_work[day]
 
-    def _outcome(self, ind: str, logit: float) -> bool:
-        """Within the limit? Error diffusion: the running share tracks the mean chance."""
+    def _outcome(self, ind: str, logit: float, unit: str, due: int) -> bool:
+        """Within the limit? Error diffusion: the running share tracks the mean chance.
+
+        An injected incident overrides the result for the clocks it covers (by due day).
+        """
         a = self.acc[ind] + _sigmoid(logit)
-        if a >= 1.0:
-            self.acc[ind] = a - 1.0
-            return True
-        self.acc[ind] = a
-        return False
+        within = a >= 1.0
+        self.acc[ind] = a - 1.0 if within else a
+        for first, last, rate in self.incidents.get((ind, unit), ()):
+            if first <= due <= last:
+                return self.incident_rng.random() < rate
+        return within
 
     def _pick(self, table: tuple[list[str], list[float]]) -> str:
         return table[0][bisect(table[1], self.rng.random())]
@@ -676,7 +722,7 @@ class _Engine:
 
             # samma_dag: due today if a weekday before 16:00, else the next weekday
             due = d if work and s < 16 * HOUR else due_next
-            if self._outcome("samma_dag", b_sd + perf + season + ch_off):
+            if self._outcome("samma_dag", b_sd + perf + season + ch_off, unit, due):
                 if due == d or rnd() < 0.3:
                     # answered at once or called back later the same day
                     opens = day_start + 8 * HOUR if ci != 1 and work else start
@@ -712,7 +758,7 @@ class _Engine:
         sd = start // DAY
         evs.append((start, "assessment.needed", unit, dict(labels)))
         profession, _, off, usk_first = _PROFESSIONS[bisect(self.prof_cum, rnd())]
-        within = self._outcome("tre_dagar", base + perf + self.season[sd] + off)
+        within = self._outcome("tre_dagar", base + perf + self.season[sd] + off, unit, sd + 3)
         if within:
             r = rnd()
             delay = 0 if r < 0.30 else 1 if r < 0.62 else 2 if r < 0.84 else 3
@@ -820,7 +866,8 @@ class _Engine:
         limit = BY_ID[ind].limit_days
         sd = start // DAY
         season = self.season[sd + self._season_shift(BY_ID[ind])]
-        within = self._outcome(ind, self.intercept[ind] + pool.perf[ui] + season)
+        within = self._outcome(ind, self.intercept[ind] + pool.perf[ui] + season,
+                               pool.ids[ui], sd + limit)
         a, b, over_mean = _WAIT_SHAPE[ind]
         if within:
             eff = min(int(limit * rng.betavariate(a, b) + 0.5), limit)

@@ -57,8 +57,10 @@ def test_amtool_check_config() -> None:
 
 
 @pytest.mark.parametrize(("labels", "receiver"), [
-    (["severity=page", "alertname=VardgarantiFarBelowTarget"], "page"),
-    (["severity=ticket", "alertname=VardgarantiAtRisk"], "ticket"),
+    (["severity=page", "alertname=VardgarantiUnitWorse"], "page"),
+    (["severity=worklist", "alertname=VardgarantiAtRisk"], "worklist"),
+    (["severity=report", "alertname=VardgarantiBelowTarget"], "report"),
+    (["severity=ticket", "alertname=VardgarantiWatermarkStalled"], "ticket"),
     (["alertname=Unlabelled"], "ticket"),
 ])
 def test_alertmanager_routes_by_severity(labels: list[str], receiver: str) -> None:

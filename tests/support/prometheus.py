@@ -17,7 +17,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,15 +68,25 @@ class Prometheus:
                                   f"{body.get('error')}")
         return body["data"]
 
-    def query(self, expr: str) -> list[Sample]:
-        """An instant query evaluated now."""
-        data = self._get("/api/v1/query", [("query", expr)])
+    def query(self, expr: str, at: float | None = None) -> list[Sample]:
+        """An instant query evaluated now, or at unix time `at`."""
+        params = [("query", expr)] + ([("time", f"{at:.3f}")] if at is not None else [])
+        data = self._get("/api/v1/query", params)
         kind, result = data["resultType"], data["result"]
         if kind == "scalar":
             return [Sample({}, float(result[1]))]
         if kind == "vector":
             return [Sample(r["metric"], float(r["value"][1])) for r in result]
         raise PrometheusError(f"{expr}: unexpected result type {kind}")
+
+    def query_range(self, expr: str, start: float, end: float,
+                    step: float) -> list[tuple[dict[str, str], list[tuple[float, float]]]]:
+        """A range query: per series its labels and (unix time, value) points."""
+        data = self._get("/api/v1/query_range", [
+            ("query", expr), ("start", f"{start:.3f}"), ("end", f"{end:.3f}"),
+            ("step", f"{step:g}")])
+        return [(r["metric"], [(float(t), float(v)) for t, v in r["values"]])
+                for r in data["result"]]
 
     def label_values(self, label: str, match: str) -> list[str]:
         """What Grafana's `label_values(match, label)` offers, sorted."""
@@ -109,34 +119,24 @@ def finite(samples: list[Sample]) -> bool:
 
 
 @contextmanager
-def running_prometheus(binary: str, config: Mapping[str, Any],
-                       workdir: Path) -> Iterator[Prometheus]:
-    workdir.mkdir(parents=True, exist_ok=True)
-    config_file = workdir / "prometheus.yml"
-    config_file.write_text(yaml.safe_dump(dict(config), sort_keys=False), encoding="utf-8")
-    port = free_port()
-    log = workdir / "prometheus.log"
+def serving(args: Sequence[str], workdir: Path, log: Path, url: str) -> Iterator[None]:
+    """Start a server process, wait until `url`/-/ready answers, stop it afterwards."""
     with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [binary, f"--config.file={config_file}",
-             f"--storage.tsdb.path={workdir / 'data'}",
-             f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"],
-            stdout=out, stderr=subprocess.STDOUT, cwd=workdir,
-        )
-    prom = Prometheus(f"http://127.0.0.1:{port}", log)
+        proc = subprocess.Popen(list(args), stdout=out, stderr=subprocess.STDOUT, cwd=workdir)
     try:
         def ready() -> bool:
             if proc.poll() is not None:
-                raise AssertionError(f"prometheus exited with {proc.returncode}:\n"
-                                     f"{prom.log_tail()}")
+                tail = "\n".join(log.read_text(errors="replace").splitlines()[-30:])
+                raise AssertionError(f"{Path(args[0]).name} exited with {proc.returncode}:"
+                                     f"\n{tail}")
             try:
-                with urllib.request.urlopen(prom.url + "/-/ready", timeout=2) as r:
+                with urllib.request.urlopen(url + "/-/ready", timeout=2) as r:
                     return bool(r.status == 200)
             except OSError:
                 return False
 
-        wait_for(ready, "prometheus to become ready", STARTUP_TIMEOUT_S)
-        yield prom
+        wait_for(ready, f"{Path(args[0]).name} to become ready", STARTUP_TIMEOUT_S)
+        yield
     finally:
         proc.terminate()
         try:
@@ -144,3 +144,20 @@ def running_prometheus(binary: str, config: Mapping[str, Any],
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+@contextmanager
+def running_prometheus(binary: str, config: Mapping[str, Any], workdir: Path,
+                       flags: Sequence[str] = ()) -> Iterator[Prometheus]:
+    """`flags`: more command-line flags (e.g. a retention long enough for backfilled
+    history)."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    config_file = workdir / "prometheus.yml"
+    config_file.write_text(yaml.safe_dump(dict(config), sort_keys=False), encoding="utf-8")
+    port = free_port()
+    prom = Prometheus(f"http://127.0.0.1:{port}", workdir / "prometheus.log")
+    with serving([binary, f"--config.file={config_file}",
+                  f"--storage.tsdb.path={workdir / 'data'}",
+                  f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn", *flags],
+                 workdir, prom.log, prom.url):
+        yield prom

@@ -1,0 +1,442 @@
+"""`make bench-alerts` / `python -m benchmarks alerts`: alert quality over a replayed year.
+
+Generates a year with injected incidents (`generate --incident`), replays it into a
+store, exports it (`vardgaranti export openmetrics`), backfills Prometheus with its own
+tools (`promtool tsdb create-blocks-from openmetrics`, then `... from rules` for the
+recording rules), and evaluates every guarantee alert of the repository's rules over the
+year with the real Prometheus (range queries, hourly). `for` and `keep_firing_for` are
+applied to the hourly results as Prometheus would; Alertmanager's grouping and repeats
+are counted from the route of each severity. Writes benchmarks/results/alerts.json.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Collection, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from benchmarks.suite import Context, Figure, StepResult
+from consumers.export import daily_series, openmetrics_lines, read_counters, stamp
+from dashboards.alerts import (
+    BASELINE_WINDOW,
+    CHANGE_WINDOW,
+    COMPLIANCE_WINDOW,
+    Alert,
+    Record,
+    alert_rules,
+    recording_rules,
+    team_for,
+)
+from models.indicators import BY_ID
+from models.measures import WINDOWS
+from tests.support.prometheus import Prometheus, running_prometheus
+from vardgaranti.generate import Incident
+
+RESULTS = Path(__file__).parent / "results" / "alerts.json"
+SCALE = 0.05  # a modest year: the run stays within ~10 minutes on two cores
+HOUR = 3600.0
+DAY = 86400.0
+# Daily samples: each stays the latest value until the next one (a DST day is 25 h long).
+LOOKBACK = "25h"
+RETENTION = "20y"
+# An incident's effects outlast it: late completions and waits show after its last day.
+GRACE_DAYS = 30
+# Alertmanager's grouping and repeat interval per severity (deploy/alertmanager/).
+GROUP_BY = {"page": ("team", "indicator", "unit"), "report": ("team",),
+            "worklist": ("unit",), "ticket": ("alertname", "team")}
+REPEAT_HOURS = {"page": 24, "report": 168, "worklist": 24, "ticket": 24}
+# The first month only builds the baselines (a deployment backfills the year before).
+WARM_UP_DAYS = 31
+# Aims of the issue.
+AIM_DETECTION_DAYS = 2
+AIM_MONTHLY_CASES = 20
+AIM_NOTIFICATIONS = 1.0
+AIM_FIRING_SHARE = 0.20
+
+
+def incidents(year: int) -> list[Incident]:
+    """Collapses of various units and sizes, spread over the year, none in its first
+    quarter (the baselines need some history)."""
+    spec = [
+        ("vc-stadsparken", "samma_dag", "04-08", "04-28", 0.3),
+        ("vc-hagaberg", "tre_dagar", "05-06", "05-26", 0.2),
+        ("bup-vasteras", "bup_besok_30", "06-03", "06-30", 0.1),
+        ("vas-kirurgi", "besok_90", "09-02", "10-06", 0.2),
+        ("vc-lindangen", "samma_dag", "10-07", "10-27", 0.4),
+        ("bup-koping", "bup_behandling_30", "11-04", "11-24", 0.0),
+    ]
+    return [Incident(u, i, date.fromisoformat(f"{year}-{a}"), date.fromisoformat(f"{year}-{b}"),
+                     r) for u, i, a, b, r in spec]
+
+
+# --------------------------------------------------------------------------- backfill
+
+
+def promtool() -> str:
+    path = shutil.which("promtool")
+    if path is None:
+        raise RuntimeError("promtool not installed (apt-get install prometheus)")
+    return path
+
+
+def run(*args: str) -> str:
+    proc = subprocess.run(args, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(args[:4])} …: {proc.stderr.strip()[-2000:]}")
+    return proc.stdout
+
+
+def blocks_from_store(store_url: str, first: date, last: date, work: Path,
+                      windows: Collection[str] = WINDOWS) -> Path:
+    """Export [first, last] (of the rolling windows, `windows` only: fewer samples for
+    promtool) and turn it into TSDB blocks under work/data."""
+    from consumers.store import Store
+
+    series = daily_series(read_counters(Store(store_url), last), first, last)
+    skip = tuple(f'window="{w}"' for w in WINDOWS if w not in windows)
+    om = work / "history.om"
+    with om.open("w", encoding="utf-8") as out:
+        out.writelines(line for line in openmetrics_lines(series, first, last)
+                       if not any(s in line for s in skip))
+    data = blocks_from_openmetrics(om, work)
+    om.unlink()
+    return data
+
+
+def blocks_from_openmetrics(om: Path, work: Path) -> Path:
+    data = work / "data"
+    run(promtool(), "tsdb", "create-blocks-from", "openmetrics", "-q", str(om), str(data))
+    return data
+
+
+def flags() -> list[str]:
+    return [f"--storage.tsdb.retention.time={RETENTION}",
+            f"--query.lookback-delta={LOOKBACK}"]
+
+
+def _prometheus() -> str:
+    binary = shutil.which("prometheus")
+    if binary is None:
+        raise RuntimeError("prometheus not installed (apt-get install prometheus)")
+    return binary
+
+
+def record_lines(prom: Prometheus, first: date, last: date,
+                 only: Sequence[Alert] = ()) -> Iterator[str]:
+    """The recording rules evaluated by Prometheus once a day over [first, last], as
+    OpenMetrics; with `only`, just the records (and windows) those alerts read.
+    (`promtool tsdb create-blocks-from rules` cannot: it evaluates nothing at an interval
+    longer than its two-hour blocks.)"""
+    start, end = float(stamp(first.toordinal())), float(stamp(last.toordinal()))
+    read = " ".join(a.expr for a in only)
+    windows = set(re.findall(r'window="([^"]+)"', read))
+    for rule in recording_rules().rules:
+        assert isinstance(rule, Record)
+        if only and not re.search(re.escape(rule.record) + r"[{\s]", read + " "):
+            continue
+        yield f"# TYPE {rule.record} gauge\n"
+        for labels, points in prom.query_range(rule.expr, start, end, DAY):
+            if only and labels.get("window", "") not in windows | {""}:
+                continue
+            sel = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+            yield from (f"{rule.record}{{{sel}}} {v:g} {t:.3f}\n" for t, v in points)
+    yield "# EOF\n"
+
+
+def backfill_records(work: Path, first: date, last: date,
+                     only: Sequence[Alert] = ()) -> None:
+    """Add to work/data (made by `blocks_from_store`) the recording rules (those `only`
+    reads, if given) over [first, last], evaluated by Prometheus once a day."""
+    records = work / "records.om"
+    with running_prometheus(_prometheus(), {}, work, flags()) as prom, \
+            records.open("w", encoding="utf-8") as out:
+        out.writelines(record_lines(prom, first, last, only))
+    blocks = work / "record-blocks"
+    run(promtool(), "tsdb", "create-blocks-from", "openmetrics", "-q", str(records),
+        str(blocks))
+    records.unlink()
+    for block in blocks.iterdir():
+        block.rename(work / "data" / block.name)
+
+
+@contextmanager
+def history_prometheus(work: Path, rule_files: Sequence[Path] = ()) -> Iterator[Prometheus]:
+    """A Prometheus on the backfilled work/data."""
+    config = {"rule_files": [str(p) for p in rule_files]}
+    with running_prometheus(_prometheus(), config, work, flags()) as prom:
+        yield prom
+
+
+# --------------------------------------------------------------------------- evaluation
+
+
+@dataclass(frozen=True)
+class Episode:
+    alert: str
+    labels: dict[str, str]
+    start: float  # unix time it started firing
+    end: float  # last hour it was firing
+
+    def hours(self) -> int:
+        return int((self.end - self.start) // HOUR) + 1
+
+
+def _duration_s(text: str) -> float:
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    return float(text[:-1]) * units[text[-1]] if text else 0.0
+
+
+def episodes(rule: Alert, points: list[tuple[float, float]], start: float, end: float,
+             step: float) -> list[tuple[float, float]]:
+    """(first, last) firing evaluation of each episode of one series, from the evaluations
+    where its expression had a value, with `for` and `keep_firing_for` as Prometheus
+    applies them."""
+    hold, keep = _duration_s(rule.for_), _duration_s(rule.keep_firing_for)
+    true = {round((t - start) / step) for t, _ in points}
+    out: list[tuple[float, float]] = []
+    active = kept = fired = last = None
+    for k in range(round((end - start) / step) + 1):
+        t = start + k * step
+        if k in true:
+            active = t if active is None else active
+            kept = None
+            if fired is None and t - active >= hold:
+                fired = t
+        elif fired is not None and keep:
+            kept = t if kept is None else kept
+            if t - kept >= keep:
+                out.append((fired, last or fired))
+                active = kept = fired = None
+        else:
+            if fired is not None:
+                out.append((fired, last or fired))
+            active = kept = fired = None
+        if fired is not None:
+            last = t
+    if fired is not None:
+        out.append((fired, last or fired))
+    return out
+
+
+def evaluate(prom: Prometheus, rules: Sequence[Alert], start: float,
+             end: float) -> list[Episode]:
+    found: list[Episode] = []
+    for rule in rules:
+        for labels, points in prom.query_range(rule.expr, start, end, HOUR):
+            full = {**labels, **rule.labels, "alertname": rule.name}
+            found += [Episode(rule.name, full, a, b)
+                      for a, b in episodes(rule, points, start, end, HOUR)]
+    return found
+
+
+# --------------------------------------------------------------------------- scoring
+
+
+def _day(t: float) -> date:
+    return date.fromtimestamp(t)
+
+
+def matches(ep: Episode, inc: Incident) -> bool:
+    lab = ep.labels
+    if lab.get("indicator") != inc.indicator:
+        return False
+    if lab.get("scope") == "unit" and lab.get("unit") != inc.unit:
+        return False
+    first = stamp(inc.first.toordinal() - 1)
+    last = stamp(inc.last.toordinal() + GRACE_DAYS)
+    return ep.end >= float(first) and ep.start <= float(last)
+
+
+def notifications(eps: list[Episode]) -> int:
+    """What Alertmanager sends: per group (its route's group_by), one per episode of the
+    group (alerts firing together or in a row), then one per repeat interval."""
+    groups: dict[tuple[str, ...], list[tuple[float, float]]] = {}
+    for e in eps:
+        sev = e.labels["severity"]
+        key = (sev, *(e.labels.get(k, "") for k in GROUP_BY[sev]))
+        groups.setdefault(key, []).append((e.start, e.end))
+    sent = 0
+    for key, spans in groups.items():
+        spans.sort()
+        merged = [list(spans[0])]
+        for a, b in spans[1:]:
+            if a <= merged[-1][1] + HOUR:
+                merged[-1][1] = max(merged[-1][1], b)
+            else:
+                merged.append([a, b])
+        sent += sum(1 + int((b - a) // HOUR + 1) // REPEAT_HOURS[key[0]] for a, b in merged)
+    return sent
+
+
+def monthly_cases(store_url: str, inc: Incident) -> float:
+    """The unit's completed clocks of the indicator per month before the incident."""
+    from sqlalchemy import func, select
+
+    from consumers.store import COUNTS, Store
+
+    c = COUNTS.c
+    lo = date.fromordinal(inc.first.toordinal() - 90)
+    q = select(func.coalesce(func.sum(c.count), 0)).where(
+        c.indicator == inc.indicator, c.unit_id == inc.unit, c.measure == "completed",
+        c.day >= lo, c.day < inc.first)
+    with Store(store_url).engine.connect() as conn:
+        return float(conn.execute(q).scalar() or 0) / 3
+
+
+def score(eps: list[Episode], incs: list[Incident], store_url: str,
+          year_hours: int) -> dict[str, Any]:
+    pages = [e for e in eps if e.labels["severity"] == "page"]
+    rows: list[dict[str, Any]] = []
+    for inc in incs:
+        hit = [e for e in pages if matches(e, inc) and e.labels.get("scope") == "unit"]
+        first = min((e.start for e in hit), default=None)
+        delay = (None if first is None
+                 else round((first - float(stamp(inc.first.toordinal() - 1))) / DAY, 1))
+        rows.append({
+            "unit": inc.unit, "indicator": inc.indicator, "from": inc.first.isoformat(),
+            "to": inc.last.isoformat(), "rate": inc.rate,
+            "cases_per_month": round(monthly_cases(store_url, inc), 1),
+            "alerted": first is not None, "detection_days": delay,
+            "alerts": sorted({e.alert for e in hit}),
+        })
+    unmatched = [e for e in pages if not any(matches(e, i) for i in incs)]
+    weeks = year_hours / (7 * 24)
+    teams = sorted({e.labels["team"] for e in eps}
+                   | {team_for(BY_ID[i.indicator]) for i in incs})
+    per_team = {t: round(notifications([e for e in unmatched if e.labels["team"] == t])
+                         / weeks, 2) for t in teams}
+    reports = {t: round(notifications([e for e in eps if e.labels["severity"] == "report"
+                                       and e.labels["team"] == t]) / weeks, 2)
+               for t in teams}
+    firing: dict[str, set[int]] = {}
+    for e in eps:
+        key = f"{e.alert}/{e.labels.get('indicator', '')}"
+        hours = firing.setdefault(key, set())
+        hours.update(range(int(e.start // HOUR), int(e.end // HOUR) + 1))
+    shares = {k: round(len(v) / year_hours, 4) for k, v in sorted(firing.items())}
+    big = [r for r in rows if r["cases_per_month"] >= AIM_MONTHLY_CASES]
+    return {
+        "incidents": rows,
+        "incidents_total": len(rows),
+        "incidents_alerted": sum(r["alerted"] for r in rows),
+        "incidents_aimed": len(big),
+        "incidents_aimed_within_aim": sum(
+            r["alerted"] and r["detection_days"] <= AIM_DETECTION_DAYS for r in big),
+        "max_detection_days": max((r["detection_days"] for r in rows if r["alerted"]),
+                                  default=None),
+        "unmatched_pages": [
+            {"alert": e.alert, "indicator": e.labels.get("indicator"),
+             "unit": e.labels.get("unit"), "from": _day(e.start).isoformat(),
+             "hours": e.hours()} for e in unmatched],
+        "notifications_per_team_week_by_team": per_team,
+        "notifications_per_team_week": max(per_team.values(), default=0.0),
+        "report_digests_per_team_week": reports,
+        "firing_share_by_rule": shares,
+        "max_firing_share": max(shares.values(), default=0.0),
+    }
+
+
+# --------------------------------------------------------------------------- the step
+
+
+def prepare(work: Path, year: int, incs: Sequence[Incident],
+            rules: Sequence[Alert]) -> str:
+    """The generated year with its incidents, replayed into a store (its URL) and
+    backfilled into work/data."""
+    from consumers.replay import Pipeline, replay
+    from consumers.store import Store
+    from models.settings import Settings
+    from vardgaranti.generate import generate
+
+    first, last = date(year, 1, 1), date(year, 12, 31)
+    log = work / "year.jsonl.gz"
+    generate(log, year, seed=1, scale=SCALE, progress=False, incidents=incs)
+    url = f"sqlite:///{work / 'store.db'}"
+    store = Store(url)
+    settings = Settings()
+    replay([log], store, Pipeline.restore(store, settings.rules(),
+                                          settings.allowed_lateness_us))
+    blocks_from_store(url, first, last, work, {CHANGE_WINDOW, BASELINE_WINDOW,
+                                               COMPLIANCE_WINDOW})
+    backfill_records(work, first, last, rules)
+    return url
+
+
+def measure(work: Path, url: str, year: int, incs: list[Incident],
+            rules: Sequence[Alert]) -> dict[str, Any]:
+    start = float(stamp(date(year, 1, 1).toordinal() + WARM_UP_DAYS))
+    end = float(stamp(date(year, 12, 31).toordinal()))
+    with history_prometheus(work) as prom:
+        eps = evaluate(prom, rules, start, end)
+    result = score(eps, incs, url, int((end - start) // HOUR) + 1)
+    result.update({"year": year, "scale": SCALE, "rules_evaluated": len(rules),
+                   "warm_up_days": WARM_UP_DAYS})
+    return result
+
+
+def guarantee_alerts() -> list[Alert]:
+    """The alerts a replayed history can be judged on (not the pipeline's, not the
+    worklist's: those read a live flow)."""
+    return [a for a in alert_rules() if a.labels["kind"] not in ("pipeline", "worklist")]
+
+
+def step(ctx: Context) -> StepResult:
+    incs, rules = incidents(ctx.year), guarantee_alerts()
+    with tempfile.TemporaryDirectory(prefix="bench-alerts-", dir=ctx.work) as tmp:
+        url = prepare(Path(tmp), ctx.year, incs, rules)
+        result = measure(Path(tmp), url, ctx.year, incs, rules)
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n",
+                       encoding="utf-8")
+    _print(result)
+    det = result["max_detection_days"]
+    return StepResult(figures=[
+        Figure("incidents alerted", result["incidents_alerted"], "incidents",
+               f"all {result['incidents_total']}",
+               result["incidents_alerted"] == result["incidents_total"]),
+        Figure("incidents of units ≥ 20 cases/month alerted within 2 days",
+               result["incidents_aimed_within_aim"], "incidents",
+               f"all {result['incidents_aimed']}",
+               result["incidents_aimed_within_aim"] == result["incidents_aimed"]),
+        Figure("max detection delay", det if det is not None else -1, "days",
+               f"≤ {AIM_DETECTION_DAYS}", det is not None and det <= AIM_DETECTION_DAYS),
+        Figure("pages per team and week outside incidents (worst team)",
+               result["notifications_per_team_week"], "per week",
+               f"< {AIM_NOTIFICATIONS:g}",
+               result["notifications_per_team_week"] < AIM_NOTIFICATIONS),
+        Figure("largest share of the year a rule fires", result["max_firing_share"], "share",
+               f"≤ {AIM_FIRING_SHARE:g}", result["max_firing_share"] <= AIM_FIRING_SHARE),
+    ], data=result)
+
+
+def _print(result: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"injected incidents ({result['year']}, scale {result['scale']:g})",
+                  title_justify="left")
+    for col in ("unit", "indicator", "from", "to", "rate", "cases/month", "alerted",
+                "days", "alerts"):
+        table.add_column(col)
+    for r in result["incidents"]:
+        table.add_row(r["unit"], r["indicator"], r["from"], r["to"], f"{r['rate']:g}",
+                      f"{r['cases_per_month']:g}", "yes" if r["alerted"] else "no",
+                      "–" if r["detection_days"] is None else f"{r['detection_days']:g}",
+                      ", ".join(r["alerts"]))
+    console = Console(width=140)
+    console.print(table)
+    console.print(f"pages outside incidents per team and week: "
+                  f"{result['notifications_per_team_week_by_team']}")
+    console.print(f"weekly report digests per team and week: "
+                  f"{result['report_digests_per_team_week']}")
+    console.print(f"pages that matched no incident: {len(result['unmatched_pages'])}")
+    top = sorted(result["firing_share_by_rule"].items(), key=lambda kv: -kv[1])[:5]
+    console.print(f"largest firing shares: {dict(top)}")
