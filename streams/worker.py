@@ -8,7 +8,8 @@ to the deltas topic. `on_deltas` keeps the per-day counters in the `counts` tabl
 Order of writes, so that nothing is lost or counted twice when a worker dies at any point
 (offsets are committed after a batch, so a batch may be processed again):
 1. deltas and dead letters are sent and acknowledged;
-2. then the cases are written to their changelog;
+2. then the cases are written to their changelog and acknowledged (streams/changelog.py:
+   not through Faust's producer buffer, which a commit does not reliably wait for);
 3. then breach/at-risk notices are sent, then marked as sent in the case.
 A case written in (2) makes its events repeats on reprocessing (no deltas); a case not
 written makes them produce the same deltas again, with the same offsets, which the counter
@@ -22,7 +23,6 @@ whenever the partition assignment changes.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections import Counter, defaultdict
@@ -52,6 +52,8 @@ from models.measures import Key, Period, Row, accumulate
 from models.notices import due
 from models.worklist import AtRisk, worklist
 from streams.app import Monitor
+from streams.changelog import delivered as _delivered
+from streams.changelog import put
 from web.metrics import MetricsSnapshot
 
 log = logging.getLogger("vardgaranti.worker")
@@ -143,9 +145,8 @@ class Worker:
         ]
         sends += [await self.m.dlq.send(value=d.to_json()) for d in dead]
         await _delivered(sends)
-        # (2) the cases
-        for key, state in touched.items():
-            self._store_case(key, state)
+        # (2) the cases, acknowledged before the batch (and so its offsets) is done
+        await _delivered([await self._store_case(key, state) for key, state in touched.items()])
         # (3) notices that the watermark or these events made due
         await self._notify(touched)
         self.last_event_wall = time.time()
@@ -154,9 +155,9 @@ class Worker:
         value = self.m.cases.data.get(key)
         return CaseState.from_json(value) if value is not None else CaseState(partition)
 
-    def _store_case(self, key: bytes, state: CaseState) -> None:
-        _put(self.m.cases, state.partition, key, state.to_json())
+    async def _store_case(self, key: bytes, state: CaseState) -> Any:
         self._index(key, state.clocks)
+        return await put(self.m.cases, state.partition, key, state.to_json())
 
     def _index(self, key: bytes, clocks: list[ClockView]) -> None:
         still = [c for c in clocks if c.state == "open"]
@@ -193,8 +194,7 @@ class Worker:
                 state.sent.append(n.notice_id)
             marked.append((key, state))
         await _delivered(sends)
-        for key, state in marked:
-            self._store_case(key, state)
+        await _delivered([await self._store_case(key, state) for key, state in marked])
         self.notices_sent += len(sends)
 
     # ------------------------------------------------------------ deltas -> counters
@@ -223,8 +223,8 @@ class Worker:
                     )
                 for measure, until, change in group.apply(int(body["p"]), entries):
                     self.counts[(measure, ind, unit, day, until)] += change
-        for key, group in groups.items():
-            _put(self.m.counts, group.partition, key, group.to_json())
+        await _delivered([await put(self.m.counts, group.partition, key, group.to_json())
+                          for key, group in groups.items()])
 
     # ------------------------------------------------------------ mirrors
 
@@ -318,15 +318,3 @@ class Worker:
         tables: Any = self.m.app.tables
         return bool(tables.recovery.completed.is_set())
 
-
-def _put(table: Any, partition: int, key: bytes, value: dict[str, Any]) -> None:
-    """Set a table entry and write it to the changelog partition of its source (Faust would
-    take the partition of the event in hand, which a batch does not have)."""
-    table.data[key] = value
-    table.send_changelog(partition, key, value)
-
-
-async def _delivered(sends: list[Any]) -> None:
-    """Wait until every send is acknowledged by the broker (raises if one failed)."""
-    if sends:
-        await asyncio.gather(*sends)
