@@ -9,6 +9,9 @@ naming the setting.
 
 from __future__ import annotations
 
+import logging
+import socket
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +21,7 @@ from models.settings import Settings
 # OAUTHBEARER need configuration the settings model does not carry).
 SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 _ENV = "VARDGARANTI_"
+BROKER_MAX_BACKOFF_S = 5.0  # a broker that is back is noticed within this
 
 
 class KafkaConfigError(ValueError):
@@ -66,6 +70,34 @@ def client_kwargs(
                 f"{_env('kafka_ssl_cafile')}: no such file: {settings.kafka_ssl_cafile}")
         kwargs["ssl_cafile"] = settings.kafka_ssl_cafile
     return kwargs
+
+
+def unreachable(servers: list[str], timeout_s: float = 2.0) -> str | None:
+    """None when a bootstrap server accepts a connection; else why the last one did not."""
+    reason = "no bootstrap server"
+    for server in servers:
+        host, _, port = server.rpartition(":")
+        try:
+            with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s):
+                return None
+        except OSError as exc:
+            reason = f"{server}: {exc.strerror or exc}"
+    return reason
+
+
+def wait_for_broker(settings: Settings, stop: threading.Event, log: logging.Logger) -> bool:
+    """Block until a bootstrap server answers (True) or `stop` is set (False), saying so in
+    one line per attempt and backing off (a service started before its broker waits)."""
+    servers = client_kwargs(settings)["bootstrap_servers"]
+    delay = 0.5
+    while not stop.is_set():
+        reason = unreachable(servers)
+        if reason is None:
+            return True
+        log.warning("broker unavailable (%s); retrying in %.1f s", reason, delay)
+        stop.wait(delay)
+        delay = min(delay * 2, BROKER_MAX_BACKOFF_S)
+    return False
 
 
 def _sasl(settings: Settings) -> dict[str, Any]:

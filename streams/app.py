@@ -15,6 +15,7 @@ from typing import Any
 import faust
 from faust.types import TableT
 
+from consumers.kafka_config import client_kwargs
 from models.settings import Settings
 
 CASES_TABLE = "cases"
@@ -65,7 +66,9 @@ class Monitor:
 
 
 def build(settings: Settings, **overrides: Any) -> Monitor:
-    """A configured app; `overrides` are extra faust.App settings (tests shorten timeouts)."""
+    """A configured app; `overrides` are extra faust.App settings (tests shorten timeouts).
+    Raises KafkaConfigError (one line naming the setting) for settings that cannot work."""
+    client_kwargs(settings)  # the same checks as every other Kafka client of ours
     config: dict[str, Any] = {
         "broker": [f"kafka://{h.strip()}" for h in settings.kafka_bootstrap.split(",")],
         "broker_credentials": credentials(settings),

@@ -19,6 +19,7 @@ from faust import Worker as FaustWorker
 
 from models.settings import Settings
 from streams.app import Monitor, build
+from streams.waiting import broker_answers
 from streams.worker import Worker
 from web.api import create_app
 from web.metrics import registry_for
@@ -86,6 +87,8 @@ async def _whole(step: Coroutine[Any, Any, None]) -> None:
 def run(settings: Settings, loglevel: str = "info", **overrides: Any) -> int:
     """Run until SIGINT/SIGTERM; the exit status (0 after a clean stop)."""
     monitor = build(settings, **overrides)
+    if not broker_answers(settings):
+        return 0  # stopped while waiting for the broker
     wire(monitor)
     worker = FaustWorker(monitor.app, loglevel=loglevel, quiet=True)
     # Faust's terminal spinner sets the root logger to DEBUG below `info`: records for

@@ -32,6 +32,7 @@ from typing import Any
 
 import orjson
 
+from consumers.batches import describe
 from models import measures
 from models.calendar import local_day
 from models.casestate import CaseState
@@ -135,8 +136,8 @@ class Worker:
             for k, n in changes:
                 deltas[(route_key(k), msg.partition)].append(
                     (msg.offset, k[0], k[3], k[4], n))
-        if dead:
-            log.info("%d events dead-lettered in this batch", len(dead))
+        log.info("%s: %d events, %d dead letters, %d cases, %d delta records",
+                 _spans(batch), len(batch), len(dead), len(touched), len(deltas))
         # (1) deltas and dead letters, acknowledged before the cases are written
         sends = [
             await self.m.deltas.send(
@@ -225,6 +226,8 @@ class Worker:
                     self.counts[(measure, ind, unit, day, until)] += change
         await _delivered([await put(self.m.counts, group.partition, key, group.to_json())
                           for key, group in groups.items()])
+        log.info("%s: %d delta records, %d counter groups", _spans(batch), len(batch),
+                 len(groups))
 
     # ------------------------------------------------------------ mirrors
 
@@ -318,3 +321,6 @@ class Worker:
         tables: Any = self.m.app.tables
         return bool(tables.recovery.completed.is_set())
 
+
+def _spans(batch: Sequence[Any]) -> str:
+    return describe((e.message.topic, e.message.partition, e.message.offset) for e in batch)

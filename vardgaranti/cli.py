@@ -370,9 +370,13 @@ def _streaming_settings(args: argparse.Namespace, settings: Settings) -> Setting
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    from consumers.kafka_config import KafkaConfigError
     from streams.run import run
 
-    return run(_streaming_settings(args, settings), loglevel=args.loglevel)
+    try:
+        return run(_streaming_settings(args, settings), loglevel=args.loglevel)
+    except KafkaConfigError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def cmd_sink(args: argparse.Namespace, settings: Settings) -> int:

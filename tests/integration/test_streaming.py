@@ -19,7 +19,7 @@ import pytest
 
 from consumers.report import Report, build_report
 from consumers.store import Store
-from models.measures import Period, arrange
+from models.measures import Period
 from tests.support.streaming import Stack, wait_until
 from vardgaranti.generate import generate
 
@@ -56,44 +56,9 @@ def stack(kafka_bootstrap: str, tmp_path: Path) -> Iterator[Stack]:
         s.close()
 
 
-def stored(stack: Stack) -> dict[tuple[date, date], list[dict[str, Any]]]:
-    store = Store(stack.db_url)
-    try:
-        return {(a, b): [r.as_dict() for r in arrange(store.per_unit(Period.of(a, b, b)))]
-                for a, b in PERIODS}
-    finally:
-        store.engine.dispose()
-
-
-def expected(reports: dict[tuple[date, date], Report]) -> dict[tuple[date, date], list[Any]]:
-    return {k: [r.as_dict() for r in rep.rows] for k, rep in reports.items()}
-
-
 def assert_store_matches(stack: Stack, reports: dict[tuple[date, date], Report]) -> None:
-    """Wait until the sink has written everything, then the store must equal the report."""
-    want = expected(reports)
-    last: dict[tuple[date, date], list[Any]] = {}
-
-    def caught_up() -> bool:
-        nonlocal last
-        try:
-            last = stored(stack)
-        except Exception:
-            return False
-        return last == want
-
-    try:
-        wait_until("the stored aggregates to equal the report", caught_up, timeout_s=180)
-    except pytest.fail.Exception:
-        for key in want:
-            got = {(r["indicator"], r["unit_id"]): r for r in last.get(key, [])}
-            for row in want[key]:
-                seen = got.get((row["indicator"], row["unit_id"]))
-                if seen != row:
-                    print(f"{key}: want {row}\n      got {seen}")
-                    break
-        print(stack.logs())
-        raise
+    """Wait until the sink has written everything: the store must equal the report."""
+    stack.wait_for_store({k: [r.as_dict() for r in rep.rows] for k, rep in reports.items()})
 
 
 def processed(stack: Stack) -> float:
