@@ -36,7 +36,12 @@ from prometheus_client import (
 )
 
 from consumers.batches import describe
-from consumers.kafka_config import BROKER_MAX_BACKOFF_S, client_kwargs, wait_for_broker
+from consumers.kafka_config import (
+    BROKER_MAX_BACKOFF_S,
+    client_kwargs,
+    new_consumer,
+    wait_for_broker,
+)
 from consumers.store import Store, StoreError
 from models.casestate import CaseState
 from models.clocks import ClockView, Fact
@@ -145,12 +150,21 @@ class Sink:
 
     def connect(self) -> bool:
         """Open the store and the consumer, waiting for each; False when stopped meanwhile."""
+        from kafka.errors import KafkaError
+
         if self.store is None:
             self.store = self._open_store()
-        if self.consumer is None and self.store is not None and wait_for_broker(
+        delay = 0.5
+        while self.store is not None and self.consumer is None and wait_for_broker(
                 self.settings, self.stop, log):
-            self.consumer = self._consumer()
-            self.broker_ok = True
+            try:
+                self.consumer = self._consumer()
+            except KafkaError as exc:  # it accepts connections but does not answer yet
+                log.warning("broker unavailable (%s); retrying in %.1f s",
+                            str(exc).splitlines()[0], delay)
+                self.stop.wait(delay)
+                delay = min(delay * 2, BROKER_MAX_BACKOFF_S)
+        self.broker_ok = self.consumer is not None
         return self.store is not None and self.consumer is not None
 
     def _open_store(self) -> Store | None:
@@ -173,16 +187,14 @@ class Sink:
         return None
 
     def _consumer(self) -> Any:
-        from kafka import KafkaConsumer
-
-        consumer = KafkaConsumer(
+        consumer = new_consumer(
+            self.settings, "vardgaranti-sink", bootstrap_timeout_ms=10_000,
             group_id=self.settings.sink_group, enable_auto_commit=False,
             auto_offset_reset="earliest", max_poll_records=5000,
             # subscribed by pattern: notice the worker's changelogs soon after they appear
             metadata_max_age_ms=10_000,
             session_timeout_ms=int(self.settings.kafka_session_timeout * 1000),
             heartbeat_interval_ms=int(self.settings.kafka_heartbeat_interval * 1000),
-            **client_kwargs(self.settings, client_id="vardgaranti-sink"),
         )
         # the changelogs may not exist before the worker's first start: subscribe by pattern
         consumer.subscribe(pattern="^(" + "|".join(

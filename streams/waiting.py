@@ -18,7 +18,7 @@ import uvicorn
 from fastapi import FastAPI
 from fastapi.responses import PlainTextResponse
 
-from consumers.kafka_config import client_kwargs, unreachable, wait_for_broker
+from consumers.kafka_config import unreachable, wait_for_broker
 from models.settings import Settings
 
 log = logging.getLogger("vardgaranti.worker")
@@ -40,7 +40,7 @@ def waiting_app() -> FastAPI:
 
 def broker_answers(settings: Settings) -> bool:
     """True once a bootstrap server answers; False when SIGINT/SIGTERM came first."""
-    if unreachable(client_kwargs(settings)["bootstrap_servers"]) is None:
+    if unreachable(settings) is None:
         return True
     stop = threading.Event()
     with _serving(settings), _stopped_by_signals(stop):
