@@ -48,12 +48,16 @@ def cpu_hog(on: bool) -> Iterator[None]:
         hog.wait()
 
 
-def one_stack(bootstrap: str, workdir: Path, log: Path, timeout_s: float) -> float:
+def one_stack(bootstrap: str, workdir: Path, log: Path, timeout_s: float,
+              sink_first: bool) -> float:
     """Seconds from publishing until the store equals the report; raises on a mismatch."""
     stack = Stack(bootstrap, workdir, partitions=6)
     try:
         stack.create_topics()
-        worker, sink = stack.worker(), stack.sink()
+        if sink_first:  # before the worker has made its changelog topics
+            sink, worker = stack.sink(), stack.worker()
+        else:
+            worker, sink = stack.worker(), stack.sink()
         want = report_cells(log, PERIODS)
         published = time.monotonic()
         stack.publish(log)
@@ -74,6 +78,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--lines", type=int, default=15, help="lines published (default 15)")
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds per stack")
     parser.add_argument("--hog", action="store_true", help="a CPU-bound process alongside")
+    parser.add_argument("--sink-first", action="store_true",
+                        help="start the sink before the worker (every other stack with --mixed)")
+    parser.add_argument("--mixed", action="store_true",
+                        help="alternate: worker first, then sink first")
     parser.add_argument("--keep", type=Path, help="directory for the stacks (default: temp)")
     args = parser.parse_args(argv)
     if args.stacks < 1 or args.lines < 1 or args.timeout <= 0:
@@ -93,7 +101,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             workdir = root / f"stack-{i:03d}"
             workdir.mkdir()
             try:
-                took.append(one_stack(bootstrap, workdir, log, args.timeout))
+                sink_first = args.sink_first or (args.mixed and i % 2 == 0)
+                took.append(one_stack(bootstrap, workdir, log, args.timeout, sink_first))
                 print(f"stack {i}: store equal to the report {took[-1]:.1f} s after publishing",
                       flush=True)
             except pytest.fail.Exception as exc:

@@ -294,10 +294,10 @@ def group_offsets(bootstrap: str, group: str, topics: Iterable[str]) -> str:
     admin = KafkaAdminClient(bootstrap_servers=bootstrap)
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     try:
-        committed = admin.list_consumer_group_offsets(group)
         parts = [TopicPartition(t, p) for t in topics
                  for p in sorted(consumer.partitions_for_topic(t) or ())]
         end = consumer.end_offsets(parts) if parts else {}
+        committed = admin.list_group_offsets({group: parts}).get(group, {}) if parts else {}
         out = []
         for topic in topics:
             mine = [tp for tp in parts if tp.topic == topic]
