@@ -59,8 +59,10 @@ def wire(monitor: Monitor) -> Worker:
     async def serve() -> None:
         token = settings.api_token.get_secret_value() if settings.api_token else None
         api = create_app(worker, registry_for(worker.snapshot), worker.today, token)
+        # no lifespan: the app has no start-up hooks, and Faust cancelling this task at a
+        # stop would print the lifespan task's CancelledError as a traceback
         config = uvicorn.Config(api, host=settings.http_host, port=settings.http_port,
-                                log_level="warning", access_log=False)
+                                log_level="warning", access_log=False, lifespan="off")
         log.info("serving /metrics and the API on %s:%d", settings.http_host,
                  settings.http_port)
         await _InLoopServer(config).serve()

@@ -96,6 +96,7 @@ def test_worker_restart_mid_stream_loses_and_doubles_nothing(
                logs=stack.logs)
     code = first.stop(sig)
     assert code == (0 if sig == signal.SIGTERM else -signal.SIGKILL), stack.logs()
+    assert "Traceback" not in first.log.read_text(errors="replace"), first.tail()
     stack.worker()  # recovers the tables from their changelogs, resumes at the committed offsets
     assert_store_matches(stack, reports)
 
