@@ -15,6 +15,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from consumers.retry import Backoff
 from models.settings import Settings
 
 # SASL mechanisms that authenticate with the username/password settings (GSSAPI and
@@ -131,14 +132,12 @@ def new_consumer(settings: Settings, client_id: str, **config: Any) -> Any:
 def wait_for_broker(settings: Settings, stop: threading.Event, log: logging.Logger) -> bool:
     """Block until a bootstrap server answers (True) or `stop` is set (False), saying so in
     one line per attempt and backing off (a service started before its broker waits)."""
-    delay = 0.5
+    backoff = Backoff("broker", stop, log, BROKER_MAX_BACKOFF_S)
     while not stop.is_set():
         reason = unreachable(settings)
         if reason is None:
             return True
-        log.warning("broker unavailable (%s); retrying in %.1f s", reason, delay)
-        stop.wait(delay)
-        delay = min(delay * 2, BROKER_MAX_BACKOFF_S)
+        backoff.wait(reason)
     return False
 
 

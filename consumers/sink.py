@@ -42,6 +42,7 @@ from consumers.kafka_config import (
     new_consumer,
     wait_for_broker,
 )
+from consumers.retry import Backoff
 from consumers.store import Store, StoreError
 from models.casestate import CaseState
 from models.clocks import ClockView, Fact
@@ -154,32 +155,27 @@ class Sink:
 
         if self.store is None:
             self.store = self._open_store()
-        delay = 0.5
+        backoff = Backoff("broker", self.stop, log, BROKER_MAX_BACKOFF_S)
         while self.store is not None and self.consumer is None and wait_for_broker(
                 self.settings, self.stop, log):
             try:
                 self.consumer = self._consumer()
-            except KafkaError as exc:  # it accepts connections but does not answer yet
-                log.warning("broker unavailable (%s); retrying in %.1f s",
-                            str(exc).splitlines()[0], delay)
-                self.stop.wait(delay)
-                delay = min(delay * 2, BROKER_MAX_BACKOFF_S)
+            except KafkaError as exc:  # it answered the probe, then stopped answering
+                backoff.wait(str(exc))
         self.broker_ok = self.consumer is not None
         return self.store is not None and self.consumer is not None
 
     def _open_store(self) -> Store | None:
         """The store; a PostgreSQL server that does not answer yet is waited for, anything
         else wrong with the database URL is the user's to mend (StoreError)."""
-        delay = 0.5
+        backoff = Backoff("store", self.stop, log, MAX_BACKOFF_S)
         while not self.stop.is_set():
             try:
                 store = Store(self.settings.database_url)
             except StoreError as exc:
                 if not _may_come_up(self.settings.database_url, exc):
                     raise
-                log.warning("store unavailable (%s); retrying in %.1f s", exc, delay)
-                self.stop.wait(delay)
-                delay = min(delay * 2, MAX_BACKOFF_S)
+                backoff.wait(str(exc))
                 continue
             self.store_ok = True
             self.metrics.store_up.set(1)
@@ -233,16 +229,13 @@ class Sink:
         from kafka.errors import KafkaError
 
         assert self.consumer is not None
-        delay = 0.5
+        backoff = Backoff("broker", self.stop, log, BROKER_MAX_BACKOFF_S)
         while not self.stop.is_set():
             try:
                 polled = self.consumer.poll(timeout_ms=500)
             except KafkaError as exc:  # kafka-python raises when it cannot reach the broker
                 self.broker_ok = False
-                log.warning("broker unavailable (%s); retrying in %.1f s",
-                            str(exc).splitlines()[0], delay)
-                self.stop.wait(delay)
-                delay = min(delay * 2, BROKER_MAX_BACKOFF_S)
+                backoff.wait(str(exc))
                 continue
             if not self.broker_ok:
                 log.warning("broker reachable again")
@@ -273,7 +266,7 @@ class Sink:
     def write(self, batch: Batch) -> None:
         """Write a batch, retrying with backoff until it is written or the sink is stopped."""
         assert self.store is not None
-        delay = 0.5
+        backoff = Backoff("store", self.stop, log, MAX_BACKOFF_S)
         while True:
             try:
                 facts, clocks = batch.case_rows()
@@ -283,10 +276,8 @@ class Sink:
                 self.store_ok = False
                 self.metrics.store_up.set(0)
                 self.metrics.retries.inc()
-                log.warning("store unavailable (%s); retrying in %.1f s", exc, delay)
-                if self.stop.wait(delay):
+                if backoff.wait(str(exc)):
                     return
-                delay = min(delay * 2, MAX_BACKOFF_S)
                 continue
             if not self.store_ok:
                 log.warning("store reachable again; batch written")
