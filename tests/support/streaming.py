@@ -149,7 +149,7 @@ class Stack:
         return proc
 
     def worker(self, wait: bool = True) -> Proc:
-        proc = self._start("worker", "worker", "--loglevel", "warning")
+        proc = self._start("worker", "worker", "--loglevel", "info")  # its batch lines
         if wait:
             wait_until("the worker to be ready", proc.ready, logs=self.logs)
         return proc
