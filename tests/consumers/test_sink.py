@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import logging
+import threading
 from types import SimpleNamespace
 
+import pytest
 from fastapi.testclient import TestClient
 from kafka import TopicPartition
 from prometheus_client import generate_latest
 
 from consumers.batches import describe
+from consumers.retry import Backoff
 from consumers.sink import Sink, _may_come_up, health_app
 from consumers.store import StoreError
 from models.settings import Settings
@@ -74,3 +78,15 @@ def test_only_an_unreachable_postgresql_is_waited_for() -> None:
     assert _may_come_up(pg, StoreError("cannot open the store at 'db:5432/vg': connection refused"))
     assert not _may_come_up(pg, StoreError("database URL 'x': no such driver"))
     assert not _may_come_up("sqlite:///nope/x.db", StoreError("cannot open the store at 'x'"))
+
+
+def test_backoff_says_why_in_one_line_and_waits_longer_up_to_a_limit(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    stop = threading.Event()
+    stop.set()  # no real pauses: wait() returns at once, saying it was stopped
+    backoff = Backoff("broker", stop, logging.getLogger("test"), most_s=1.0)
+    with caplog.at_level(logging.WARNING):
+        assert all(backoff.wait("refused\nsecond line") for _ in range(3))
+    assert caplog.messages == [f"broker unavailable (refused); retrying in {d} s"
+                               for d in ("0.5", "1.0", "1.0")]
