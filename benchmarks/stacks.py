@@ -27,7 +27,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks.streaming import broker
-from tests.support.streaming import Stack, report_cells
+from tests.support.streaming import Stack, report_cells, wait_until
 from vardgaranti.generate import generate
 
 YEAR = 2024
@@ -55,7 +55,8 @@ def one_stack(bootstrap: str, workdir: Path, log: Path, timeout_s: float,
     try:
         stack.create_topics()
         if sink_first:  # before the worker has made its changelog topics
-            sink, worker = stack.sink(), stack.worker()
+            sink, worker = stack.sink(wait=False), stack.worker()
+            wait_until("the sink to be ready", sink.ready, logs=stack.logs)
         else:
             worker, sink = stack.worker(), stack.sink()
         want = report_cells(log, PERIODS)

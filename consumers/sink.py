@@ -150,7 +150,8 @@ class Sink:
         self.assigned: frozenset[Any] = frozenset()
 
     def connect(self) -> bool:
-        """Open the store and the consumer, waiting for each; False when stopped meanwhile."""
+        """Open the store, the consumer and its subscription, waiting for each; False when
+        stopped meanwhile."""
         from kafka.errors import KafkaError
 
         if self.store is None:
@@ -163,7 +164,31 @@ class Sink:
             except KafkaError as exc:  # it answered the probe, then stopped answering
                 backoff.wait(str(exc))
         self.broker_ok = self.consumer is not None
-        return self.store is not None and self.consumer is not None
+        return self.store is not None and self.consumer is not None and self._subscribe()
+
+    def _subscribe(self) -> bool:
+        """Subscribe to the four topics once they all exist. The worker creates its
+        changelogs at its first start; a sink subscribed before that (by pattern, as it
+        used to be) could stay without them for good: kafka-python did not always rejoin
+        the group when they appeared (docs/streaming.md)."""
+        from kafka.errors import KafkaError
+
+        assert self.consumer is not None
+        wanted = list(self.names.values())
+        backoff = Backoff("topics", self.stop, log, BROKER_MAX_BACKOFF_S)
+        while not self.stop.is_set():
+            try:
+                existing = self.consumer.topics()
+            except KafkaError as exc:
+                backoff.wait(str(exc))
+                continue
+            missing = [t for t in wanted if t not in existing]
+            if not missing:
+                self.consumer.subscribe(topics=wanted)
+                return True
+            backoff.wait(f"not yet created: {', '.join(missing)}; the worker creates its "
+                         "changelogs when it first starts")
+        return False
 
     def _open_store(self) -> Store | None:
         """The store; a PostgreSQL server that does not answer yet is waited for, anything
@@ -183,19 +208,13 @@ class Sink:
         return None
 
     def _consumer(self) -> Any:
-        consumer = new_consumer(
+        return new_consumer(
             self.settings, "vardgaranti-sink", bootstrap_timeout_ms=10_000,
             group_id=self.settings.sink_group, enable_auto_commit=False,
             auto_offset_reset="earliest", max_poll_records=5000,
-            # subscribed by pattern: notice the worker's changelogs soon after they appear
-            metadata_max_age_ms=10_000,
             session_timeout_ms=int(self.settings.kafka_session_timeout * 1000),
             heartbeat_interval_ms=int(self.settings.kafka_heartbeat_interval * 1000),
         )
-        # the changelogs may not exist before the worker's first start: subscribe by pattern
-        consumer.subscribe(pattern="^(" + "|".join(
-            t.replace(".", r"\.") for t in self.names.values()) + ")$")
-        return consumer
 
     def ready(self) -> bool:
         return self.store_ok and self.broker_ok and bool(self.assigned)

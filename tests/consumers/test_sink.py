@@ -73,6 +73,33 @@ def test_stopped_while_waiting_for_the_broker_returns() -> None:
     assert sink.connect() is False
 
 
+def test_subscribes_once_every_topic_exists() -> None:
+    """Not by pattern before the worker made its changelogs: such a subscription could
+    miss them for good."""
+    settings = Settings(app_id="vg")
+    wanted = ["vg-cases-changelog", "vg-counts-changelog", settings.dlq_topic,
+              settings.breaches_topic]
+
+    class Consumer(FakeConsumer):
+        def __init__(self) -> None:
+            super().__init__({}, {})
+            self.listed = 0
+            self.subscribed: list[str] | None = None
+
+        def topics(self) -> set[str]:
+            self.listed += 1
+            return set(wanted[2:]) if self.listed == 1 else set(wanted) | {"other"}
+
+        def subscribe(self, topics: list[str]) -> None:
+            assert self.listed == 2, "subscribed before the changelogs existed"
+            self.subscribed = topics
+
+    consumer = Consumer()
+    sink = Sink(settings, store=SimpleNamespace(), consumer=consumer)  # type: ignore[arg-type]
+    assert sink.connect() is True
+    assert consumer.subscribed == wanted
+
+
 def test_only_an_unreachable_postgresql_is_waited_for() -> None:
     pg = "postgresql+psycopg://u@db:5432/vg"
     assert _may_come_up(pg, StoreError("cannot open the store at 'db:5432/vg': connection refused"))

@@ -84,6 +84,20 @@ def test_replay_worker_sink_equals_report(
     assert all(d["message"] for d in dead)
 
 
+def test_a_sink_started_before_the_worker_reads_its_changelogs(
+    stack: Stack, log_file: Path, reports: dict[tuple[date, date], Report]
+) -> None:
+    sink = stack.sink(wait=False)  # the worker has not created its changelogs yet
+    wait_until("the sink to wait for the changelogs",
+               lambda: "topics unavailable (not yet created" in sink.log.read_text(), 60,
+               stack.logs)
+    assert sink.get("/readyz")[0] == 503
+    stack.worker()
+    wait_until("the sink to be ready", sink.ready, logs=stack.logs)
+    stack.publish(log_file)
+    assert_store_matches(stack, reports)
+
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])
 def test_worker_restart_mid_stream_loses_and_doubles_nothing(
     stack: Stack, log_file: Path, reports: dict[tuple[date, date], Report], sig: int
