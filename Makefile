@@ -41,9 +41,9 @@ bench-%: $(STAMP)
 soak: $(STAMP)
 	$(BIN)/python -m benchmarks.soak $(SOAK_ARGS)
 
-## stacks: 50 fresh worker+sink stacks, each checked against the report (STACKS_ARGS, e.g. --hog)
+## stacks: 50 fresh worker+sink stacks (every other one sink first), each checked against the report (STACKS_ARGS, e.g. --hog)
 stacks: $(STAMP)
-	$(BIN)/python -m benchmarks.stacks $(STACKS_ARGS)
+	$(BIN)/python -m benchmarks.stacks --mixed $(STACKS_ARGS)
 
 ## fuzz: coverage-guided fuzzing of the line parser with atheris (FUZZ_SECONDS, default 60)
 FUZZ_SECONDS ?= 60
