@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: demo test check lint types bench fuzz soak audit rules dashboards screenshots clean
+.PHONY: demo test check lint types bench fuzz soak stacks audit rules dashboards screenshots clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -46,6 +46,10 @@ bench-%: $(STAMP)
 ## soak: 10 minutes at 5x the peak inflow through a worker and a sink, lag and RSS every 30 s
 soak: $(STAMP)
 	$(BIN)/python -m benchmarks.soak $(SOAK_ARGS)
+
+## stacks: 50 fresh worker+sink stacks (every other one sink first), each checked against the report (STACKS_ARGS, e.g. --hog)
+stacks: $(STAMP)
+	$(BIN)/python -m benchmarks.stacks --mixed $(STACKS_ARGS)
 
 ## fuzz: coverage-guided fuzzing of the line parser with atheris (FUZZ_SECONDS, default 60)
 FUZZ_SECONDS ?= 60

@@ -3,10 +3,13 @@
 It reads, with kafka-python, the worker's table changelogs (cases: facts and clocks; counts:
 absolute per-day counters), the breach/at-risk notices and the dead letters, and writes them
 with the store's idempotent upserts. Offsets are committed only after the write, so a sink
-killed at any point writes the same rows again on restart, which changes nothing. When the
-store is down it retries the same batch with exponential backoff and says so in the log;
-/readyz reports not-ready meanwhile, and likewise while the broker cannot be reached.
-`vardgaranti query` then reads what it wrote.
+killed at any point writes the same rows again on restart, which changes nothing.
+
+It answers /healthz from the start. Until the broker answers (and, for PostgreSQL, the
+database), it says so in one line per attempt, retries with backoff and reports not-ready on
+/readyz; likewise when the store or the broker goes away later. Each batch is logged at INFO
+(topics, partitions, offsets, rows) and /metrics shows the consumer lag per partition.
+`vardgaranti query` then reads what it wrote. See docs/streaming.md.
 """
 
 from __future__ import annotations
@@ -32,7 +35,14 @@ from prometheus_client import (
     generate_latest,
 )
 
-from consumers.kafka_config import client_kwargs
+from consumers.batches import describe
+from consumers.kafka_config import (
+    BROKER_MAX_BACKOFF_S,
+    client_kwargs,
+    new_consumer,
+    wait_for_broker,
+)
+from consumers.retry import Backoff
 from consumers.store import Store, StoreError
 from models.casestate import CaseState
 from models.clocks import ClockView, Fact
@@ -44,7 +54,6 @@ from models.settings import Settings
 log = logging.getLogger("vardgaranti.sink")
 
 MAX_BACKOFF_S = 30.0
-BROKER_MAX_BACKOFF_S = 5.0  # the client reconnects on its own; this only paces the log
 
 
 def topics(settings: Settings) -> dict[str, str]:
@@ -75,6 +84,10 @@ class Batch:
             facts.extend((case_id, f) for f in state.facts)
             clocks.extend((case_id, c) for c in state.clocks)
         return facts, clocks
+
+    def summary(self) -> str:
+        return (f"{len(self.cases)} cases, {len(self.counts)} counter groups, "
+                f"{len(self.dead)} dead letters, {len(self.notices)} notices written")
 
     def counters(self) -> dict[Key, int]:
         out: dict[Key, int] = {}
@@ -117,47 +130,106 @@ class SinkMetrics:
                                 registry=self.registry)
         self.store_up = Gauge("vardgaranti_sink_store_up",
                               "1 when the last store write succeeded", registry=self.registry)
+        self.lag = Gauge("vardgaranti_consumer_lag_messages",
+                         "Messages not yet consumed (the sink's topics)", ["topic", "partition"],
+                         registry=self.registry)
 
 
 class Sink:
-    def __init__(self, settings: Settings, store: Store, consumer: Any | None = None) -> None:
+    def __init__(self, settings: Settings, store: Store | None = None,
+                 consumer: Any | None = None) -> None:
         self.settings = settings
         self.store = store
         self.names = topics(settings)
         self.metrics = SinkMetrics()
         self.stop = threading.Event()
-        self.store_ok = True
-        self.broker_ok = True
-        self.consumer = consumer or self._consumer()
+        self.store_ok = store is not None
+        self.broker_ok = consumer is not None
+        self.consumer = consumer
+        # what /readyz reads: the consumer itself belongs to the sink thread
+        self.assigned: frozenset[Any] = frozenset()
+
+    def connect(self) -> bool:
+        """Open the store, the consumer and its subscription, waiting for each; False when
+        stopped meanwhile."""
+        from kafka.errors import KafkaError
+
+        if self.store is None:
+            self.store = self._open_store()
+        backoff = Backoff("broker", self.stop, log, BROKER_MAX_BACKOFF_S)
+        while self.store is not None and self.consumer is None and wait_for_broker(
+                self.settings, self.stop, log):
+            try:
+                self.consumer = self._consumer()
+            except KafkaError as exc:  # it answered the probe, then stopped answering
+                backoff.wait(str(exc))
+        self.broker_ok = self.consumer is not None
+        return self.store is not None and self.consumer is not None and self._subscribe()
+
+    def _subscribe(self) -> bool:
+        """Subscribe to the four topics once they all exist. The worker creates its
+        changelogs at its first start; a sink subscribed before that (by pattern, as it
+        used to be) could stay without them for good: kafka-python did not always rejoin
+        the group when they appeared (docs/streaming.md)."""
+        from kafka.errors import KafkaError
+
+        assert self.consumer is not None
+        wanted = list(self.names.values())
+        backoff = Backoff("topics", self.stop, log, BROKER_MAX_BACKOFF_S)
+        while not self.stop.is_set():
+            try:
+                existing = self.consumer.topics()
+            except KafkaError as exc:
+                backoff.wait(str(exc))
+                continue
+            missing = [t for t in wanted if t not in existing]
+            if not missing:
+                self.consumer.subscribe(topics=wanted)
+                return True
+            backoff.wait(f"not yet created: {', '.join(missing)}; the worker creates its "
+                         "changelogs when it first starts")
+        return False
+
+    def _open_store(self) -> Store | None:
+        """The store; a PostgreSQL server that does not answer yet is waited for, anything
+        else wrong with the database URL is the user's to mend (StoreError)."""
+        backoff = Backoff("store", self.stop, log, MAX_BACKOFF_S)
+        while not self.stop.is_set():
+            try:
+                store = Store(self.settings.database_url)
+            except StoreError as exc:
+                if not _may_come_up(self.settings.database_url, exc):
+                    raise
+                backoff.wait(str(exc))
+                continue
+            self.store_ok = True
+            self.metrics.store_up.set(1)
+            return store
+        return None
 
     def _consumer(self) -> Any:
-        from kafka import KafkaConsumer
-
-        consumer = KafkaConsumer(
+        return new_consumer(
+            self.settings, "vardgaranti-sink", bootstrap_timeout_ms=10_000,
             group_id=self.settings.sink_group, enable_auto_commit=False,
             auto_offset_reset="earliest", max_poll_records=5000,
-            # subscribed by pattern: notice the worker's changelogs soon after they appear
-            metadata_max_age_ms=10_000,
             session_timeout_ms=int(self.settings.kafka_session_timeout * 1000),
             heartbeat_interval_ms=int(self.settings.kafka_heartbeat_interval * 1000),
-            **client_kwargs(self.settings, client_id="vardgaranti-sink"),
         )
-        # the changelogs may not exist before the worker's first start: subscribe by pattern
-        consumer.subscribe(pattern="^(" + "|".join(
-            t.replace(".", r"\.") for t in self.names.values()) + ")$")
-        return consumer
 
     def ready(self) -> bool:
-        return self.store_ok and self.broker_ok and bool(self.consumer.assignment())
+        return self.store_ok and self.broker_ok and bool(self.assigned)
 
     def run(self) -> None:
+        assert self.store is not None and self.consumer is not None, "connect() first"
         log.info("sink reading %s into %s", ", ".join(self.names.values()),
                  self.store.url.split("@")[-1])
         while not self.stop.is_set():
             records = self._poll()
+            self._measure_lag()
             if not records:
                 continue
-            self.write(decode(records, self.names))
+            batch = decode(records, self.names)
+            self.write(batch)
             if self.stop.is_set() and not self.store_ok:
                 break  # stopped while the store was down: do not commit what was not written
             try:
@@ -166,6 +238,8 @@ class Sink:
                 log.warning("offset commit failed (%s); the records will be written again", exc)
             for rec in records:
                 self.metrics.records.labels(rec.topic).inc()
+            log.info("%s: %s", describe((r.topic, r.partition, r.offset) for r in records),
+                     batch.summary())
         self.consumer.close(autocommit=False)
         log.info("sink stopped")
 
@@ -173,26 +247,45 @@ class Sink:
         """One poll's records; while the broker is unreachable, retry with backoff."""
         from kafka.errors import KafkaError
 
-        delay = 0.5
+        assert self.consumer is not None
+        backoff = Backoff("broker", self.stop, log, BROKER_MAX_BACKOFF_S)
         while not self.stop.is_set():
             try:
                 polled = self.consumer.poll(timeout_ms=500)
             except KafkaError as exc:  # kafka-python raises when it cannot reach the broker
                 self.broker_ok = False
-                log.warning("broker unavailable (%s); retrying in %.1f s",
-                            str(exc).splitlines()[0], delay)
-                self.stop.wait(delay)
-                delay = min(delay * 2, BROKER_MAX_BACKOFF_S)
+                backoff.wait(str(exc))
                 continue
             if not self.broker_ok:
                 log.warning("broker reachable again")
                 self.broker_ok = True
+            assigned = frozenset(self.consumer.assignment())
+            if assigned != self.assigned:
+                log.info("partitions assigned: %s", _partitions(assigned) or "none")
+                self.assigned = assigned
             return [r for recs in polled.values() for r in recs]
         return []
 
+    def _measure_lag(self) -> None:
+        """Lag per assigned partition: the high watermark of the last fetch minus the next
+        offset to read (a partition not fetched from yet shows no figure)."""
+        assert self.consumer is not None
+        self.metrics.lag.clear()
+        for tp in self.assigned:
+            high = self.consumer.highwater(tp)
+            if high is None:
+                continue
+            try:
+                at = self.consumer.position(tp, timeout_ms=100)
+            except Exception:  # no position yet (being reset): no figure this round
+                continue
+            if at is not None:
+                self.metrics.lag.labels(tp.topic, str(tp.partition)).set(max(0, high - at))
+
     def write(self, batch: Batch) -> None:
         """Write a batch, retrying with backoff until it is written or the sink is stopped."""
-        delay = 0.5
+        assert self.store is not None
+        backoff = Backoff("store", self.stop, log, MAX_BACKOFF_S)
         while True:
             try:
                 facts, clocks = batch.case_rows()
@@ -202,10 +295,8 @@ class Sink:
                 self.store_ok = False
                 self.metrics.store_up.set(0)
                 self.metrics.retries.inc()
-                log.warning("store unavailable (%s); retrying in %.1f s", exc, delay)
-                if self.stop.wait(delay):
+                if backoff.wait(str(exc)):
                     return
-                delay = min(delay * 2, MAX_BACKOFF_S)
                 continue
             if not self.store_ok:
                 log.warning("store reachable again; batch written")
@@ -213,6 +304,19 @@ class Sink:
             self.metrics.store_up.set(1)
             self.metrics.last_write.set(time.time())
             return
+
+
+def _may_come_up(url: str, exc: StoreError) -> bool:
+    """A PostgreSQL server that could not be reached (it may be starting); a SQLite file or
+    a malformed URL will not mend itself."""
+    return url.startswith("postgresql") and str(exc).startswith("cannot open the store")
+
+
+def _partitions(assigned: Iterable[Any]) -> str:
+    by_topic: dict[str, list[int]] = {}
+    for tp in assigned:
+        by_topic.setdefault(tp.topic, []).append(tp.partition)
+    return "; ".join(f"{t} {sorted(ps)}" for t, ps in sorted(by_topic.items()))
 
 
 def health_app(sink: Sink) -> FastAPI:
@@ -228,7 +332,7 @@ def health_app(sink: Sink) -> FastAPI:
             return PlainTextResponse("store unavailable", status_code=503)
         if not sink.broker_ok:
             return PlainTextResponse("broker unavailable", status_code=503)
-        if not sink.consumer.assignment():
+        if not sink.assigned:
             return PlainTextResponse("no partitions assigned", status_code=503)
         return PlainTextResponse("ready")
 
@@ -240,8 +344,14 @@ def health_app(sink: Sink) -> FastAPI:
 
 
 def run(settings: Settings) -> int:
-    """Run until SIGINT/SIGTERM: finish the batch at hand, commit, exit 0."""
-    sink = Sink(settings, Store(settings.database_url))
+    """Run until SIGINT/SIGTERM: finish the batch at hand, commit, exit 0. A bad setting
+    raises KafkaConfigError or StoreError (one line for the user) before anything starts."""
+    client_kwargs(settings)
+    logging.basicConfig(level=logging.INFO,
+                        format="[%(asctime)s] [%(levelname)s] %(name)s: %(message)s")
+    # kafka-python logs each reconnection attempt; the sink says once per retry what is wrong
+    logging.getLogger("kafka").setLevel(logging.CRITICAL)
+    sink = Sink(settings)
     server = uvicorn.Server(uvicorn.Config(
         health_app(sink), host=settings.http_host, port=settings.sink_port,
         log_level="warning", access_log=False))
@@ -249,7 +359,8 @@ def run(settings: Settings) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: sink.stop.set())
     try:
-        sink.run()
+        if sink.connect():
+            sink.run()
     finally:
         server.should_exit = True
     return 0

@@ -66,7 +66,8 @@ class Monitor:
 
 
 def build(settings: Settings, **overrides: Any) -> Monitor:
-    """A configured app; `overrides` are extra faust.App settings (tests shorten timeouts)."""
+    """A configured app; `overrides` are extra faust.App settings (tests shorten timeouts).
+    Raises KafkaConfigError (one line naming the setting) for settings that cannot work."""
     check_kafka(settings)
     config: dict[str, Any] = {
         "broker": [f"kafka://{h.strip()}" for h in settings.kafka_bootstrap.split(",")],

@@ -20,6 +20,7 @@ from faust import Worker as FaustWorker
 from consumers.store import Store, StoreError
 from models.settings import Settings
 from streams.app import Monitor, build
+from streams.waiting import broker_answers
 from streams.worker import Worker
 from web.api import create_app
 from web.metrics import registry_for
@@ -60,8 +61,10 @@ def wire(monitor: Monitor) -> Worker:
         token = settings.api_token.get_secret_value() if settings.api_token else None
         api = create_app(worker.source(), registry_for(worker.snapshot), worker.today, token,
                          settings.disclosure(), watermark_us=lambda: worker.view.watermark_us)
+        # no lifespan: the app has no start-up hooks, and Faust cancelling this task at a
+        # stop would print the lifespan task's CancelledError as a traceback
         config = uvicorn.Config(api, host=settings.http_host, port=settings.http_port,
-                                log_level="warning", access_log=False)
+                                log_level="warning", access_log=False, lifespan="off")
         log.info("serving /metrics and the API on %s:%d", settings.http_host,
                  settings.http_port)
         await _InLoopServer(config).serve()
@@ -98,6 +101,8 @@ async def _whole(step: Coroutine[Any, Any, None]) -> None:
 def run(settings: Settings, loglevel: str = "info", **overrides: Any) -> int:
     """Run until SIGINT/SIGTERM; the exit status (0 after a clean stop)."""
     monitor = build(settings, **overrides)
+    if not broker_answers(settings):
+        return 0  # stopped while waiting for the broker
     wire(monitor)
     worker = FaustWorker(monitor.app, loglevel=loglevel, quiet=True)
     # Faust's terminal spinner sets the root logger to DEBUG below `info`: records for

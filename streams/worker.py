@@ -8,7 +8,8 @@ to the deltas topic. `on_deltas` keeps the per-day counters in the `counts` tabl
 Order of writes, so that nothing is lost or counted twice when a worker dies at any point
 (offsets are committed after a batch, so a batch may be processed again):
 1. deltas and dead letters are sent and acknowledged;
-2. then the cases are written to their changelog;
+2. then the cases are written to their changelog and acknowledged (streams/changelog.py:
+   not through Faust's producer buffer, which a commit does not reliably wait for);
 3. then breach/at-risk notices are sent, then marked as sent in the case.
 A case written in (2) makes its events repeats on reprocessing (no deltas); a case not
 written makes them produce the same deltas again, with the same offsets, which the counter
@@ -23,7 +24,6 @@ changes.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections import Counter, defaultdict
@@ -33,6 +33,7 @@ from typing import Any
 
 import orjson
 
+from consumers.batches import describe
 from consumers.store import Store, StoreError
 from models.casestate import CaseState, pack
 from models.clocks import evaluate
@@ -51,6 +52,8 @@ from models.live import Group, LiveView
 from models.measures import Key, Period, Row, accumulate
 from models.notices import due
 from streams.app import Monitor
+from streams.changelog import delivered as _delivered
+from streams.changelog import put
 from web.metrics import MetricsSnapshot, snapshot_of
 from web.reads import LiveSource
 
@@ -129,8 +132,8 @@ class Worker:
             for k, n in changes:
                 deltas[(route_key(k), msg.partition)].append(
                     (msg.offset, k[0], k[3], k[4], n))
-        if dead:
-            log.info("%d events dead-lettered in this batch", len(dead))
+        log.info("%s: %d events, %d dead letters, %d cases, %d delta records",
+                 _spans(batch), len(batch), len(dead), len(touched), len(deltas))
         # (1) deltas and dead letters, acknowledged before the cases are written
         sends = [
             await self.m.deltas.send(
@@ -139,10 +142,12 @@ class Worker:
         ]
         sends += [await self.m.dlq.send(value=d.to_json()) for d in dead]
         await _delivered(sends)
-        # (2) the cases, and their clocks and the batch's counts into the live view and the
-        # pipeline counters: one synchronous step, which a read sees whole or not at all
+        # (2) the cases, acknowledged before the batch (and so its offsets) is done
+        await _delivered([await put(self.m.cases, state.partition, key, state.to_json())
+                          for key, state in touched.items()])
+        # then their clocks and the batch's counts into the live view and the pipeline
+        # counters: one synchronous step, which a read sees whole or not at all
         for key, state in touched.items():
-            _put(self.m.cases, state.partition, key, state.to_json())
             self.view.set_clocks(key.decode(), state.clocks)
             self._note_if_final(key, state)
         self._due |= self.view.advance(newest)
@@ -237,8 +242,8 @@ class Worker:
                 state.sent.append(n.notice_id)
             marked.append((key, state))
         await _delivered(sends)
-        for key, state in marked:
-            _put(self.m.cases, state.partition, key, state.to_json())
+        await _delivered([await put(self.m.cases, state.partition, key, state.to_json())
+                          for key, state in marked])
         self.notices_sent += len(sends)
 
     # ------------------------------------------------------------ deltas -> counters
@@ -269,8 +274,10 @@ class Worker:
                     )
                 applied.extend(((measure, ind, unit, day, until), change)
                                for measure, until, change in group.apply(int(body["p"]), entries))
-        for key, group in groups.items():
-            _put(self.m.counts, group.partition, key, group.to_json())
+        await _delivered([await put(self.m.counts, group.partition, key, group.to_json())
+                          for key, group in groups.items()])
+        log.info("%s: %d delta records, %d counter groups", _spans(batch), len(batch),
+                 len(groups))
         # the counters into the live view: one synchronous step
         self.view.apply(applied)
         self._due |= self.view.advance(newest)
@@ -358,14 +365,5 @@ class Worker:
         return bool(tables.recovery.completed.is_set())
 
 
-def _put(table: Any, partition: int, key: bytes, value: dict[str, Any]) -> None:
-    """Set a table entry and write it to the changelog partition of its source (Faust would
-    take the partition of the event in hand, which a batch does not have)."""
-    table.data[key] = value
-    table.send_changelog(partition, key, value)
-
-
-async def _delivered(sends: list[Any]) -> None:
-    """Wait until every send is acknowledged by the broker (raises if one failed)."""
-    if sends:
-        await asyncio.gather(*sends)
+def _spans(batch: Sequence[Any]) -> str:
+    return describe((e.message.topic, e.message.partition, e.message.offset) for e in batch)

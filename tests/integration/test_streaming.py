@@ -19,7 +19,7 @@ import pytest
 
 from consumers.report import Report, build_report
 from consumers.store import Store
-from models.measures import Period, arrange
+from models.measures import Period
 from tests.support.streaming import Stack, wait_until
 from vardgaranti.generate import generate
 
@@ -56,44 +56,9 @@ def stack(kafka_bootstrap: str, tmp_path: Path) -> Iterator[Stack]:
         s.close()
 
 
-def stored(stack: Stack) -> dict[tuple[date, date], list[dict[str, Any]]]:
-    store = Store(stack.db_url)
-    try:
-        return {(a, b): [r.as_dict() for r in arrange(store.per_unit(Period.of(a, b, b)))]
-                for a, b in PERIODS}
-    finally:
-        store.engine.dispose()
-
-
-def expected(reports: dict[tuple[date, date], Report]) -> dict[tuple[date, date], list[Any]]:
-    return {k: [r.as_dict() for r in rep.rows] for k, rep in reports.items()}
-
-
 def assert_store_matches(stack: Stack, reports: dict[tuple[date, date], Report]) -> None:
-    """Wait until the sink has written everything, then the store must equal the report."""
-    want = expected(reports)
-    last: dict[tuple[date, date], list[Any]] = {}
-
-    def caught_up() -> bool:
-        nonlocal last
-        try:
-            last = stored(stack)
-        except Exception:
-            return False
-        return last == want
-
-    try:
-        wait_until("the stored aggregates to equal the report", caught_up, timeout_s=180)
-    except pytest.fail.Exception:
-        for key in want:
-            got = {(r["indicator"], r["unit_id"]): r for r in last.get(key, [])}
-            for row in want[key]:
-                seen = got.get((row["indicator"], row["unit_id"]))
-                if seen != row:
-                    print(f"{key}: want {row}\n      got {seen}")
-                    break
-        print(stack.logs())
-        raise
+    """Wait until the sink has written everything: the store must equal the report."""
+    stack.wait_for_store({k: [r.as_dict() for r in rep.rows] for k, rep in reports.items()})
 
 
 def processed(stack: Stack) -> float:
@@ -119,6 +84,20 @@ def test_replay_worker_sink_equals_report(
     assert all(d["message"] for d in dead)
 
 
+def test_a_sink_started_before_the_worker_reads_its_changelogs(
+    stack: Stack, log_file: Path, reports: dict[tuple[date, date], Report]
+) -> None:
+    sink = stack.sink(wait=False)  # the worker has not created its changelogs yet
+    wait_until("the sink to wait for the changelogs",
+               lambda: "topics unavailable (not yet created" in sink.log.read_text(), 60,
+               stack.logs)
+    assert sink.get("/readyz")[0] == 503
+    stack.worker()
+    wait_until("the sink to be ready", sink.ready, logs=stack.logs)
+    stack.publish(log_file)
+    assert_store_matches(stack, reports)
+
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])
 def test_worker_restart_mid_stream_loses_and_doubles_nothing(
     stack: Stack, log_file: Path, reports: dict[tuple[date, date], Report], sig: int
@@ -131,6 +110,7 @@ def test_worker_restart_mid_stream_loses_and_doubles_nothing(
                logs=stack.logs)
     code = first.stop(sig)
     assert code == (0 if sig == signal.SIGTERM else -signal.SIGKILL), stack.logs()
+    assert "Traceback" not in first.log.read_text(errors="replace"), first.tail()
     stack.worker()  # recovers the tables from their changelogs, resumes at the committed offsets
     assert_store_matches(stack, reports)
 

@@ -55,10 +55,30 @@ class FakeTopic:
 class FakeTable:
     data: dict[bytes, Any] = field(default_factory=dict)
     changelog: list[tuple[int, bytes, Any]] = field(default_factory=list)
+    key_serializer: str | None = None
+    value_serializer: str | None = None
 
     def send_changelog(self, partition: int, key: bytes, value: Any,
                        value_serializer: str | None = None) -> None:
         self.changelog.append((partition, key, value))
+
+    @property
+    def changelog_topic(self) -> _Changelog:
+        return _Changelog(self)
+
+
+@dataclass
+class _Changelog:
+    """The table's changelog topic, as streams.changelog.put sends to it (acknowledged)."""
+
+    table: FakeTable
+
+    async def send(self, key: bytes, value: Any, partition: int, **_: Any
+                   ) -> asyncio.Future[None]:
+        self.table.send_changelog(partition, key, value)
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
 
 
 class _Consumer:

@@ -1,9 +1,10 @@
 """A streaming stack for integration tests: workers and a sink as real `vardgaranti` processes.
 
-Each stack has its own app id, topics and SQLite store, so tests do not see each other's
-data on the session's broker. Processes are started with `python -m vardgaranti`, stopped
-with SIGTERM (or killed with SIGKILL), and observed only from outside: their /metrics and
-/readyz, the store, and the topics.
+Each stack has its own app id, topics, sink group and SQLite store, so tests do not see
+each other's data (or group members) on the session's broker. Processes are started with
+`python -m vardgaranti`, stopped with SIGTERM (or killed with SIGKILL), and observed only
+from outside: their /metrics and /readyz, the store, and the topics. A store that does not
+catch up fails naming the first differing cell and the offsets each group got to.
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ import sys
 import time
 import urllib.request
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -103,6 +105,10 @@ class Stack:
                 "breaches": f"{self.app_id}.breaches"}
 
     @property
+    def sink_group(self) -> str:
+        return f"{self.app_id}-sink"
+
+    @property
     def db_url(self) -> str:
         return self.database_url or f"sqlite:///{self.workdir / 'store.db'}"
 
@@ -118,6 +124,7 @@ class Stack:
             "VARDGARANTI_PARTITIONS": str(self.partitions),
             "VARDGARANTI_DATABASE_URL": self.db_url,
             "VARDGARANTI_WORKER_DATA_DIR": str(self.workdir / "faust"),
+            "VARDGARANTI_SINK_GROUP": self.sink_group,
         }
         env.pop("VARDGARANTI_API_TOKEN", None)
         if KAFKA_IS_MOCK:
@@ -142,7 +149,7 @@ class Stack:
         return proc
 
     def worker(self, wait: bool = True) -> Proc:
-        proc = self._start("worker", "worker", "--loglevel", "warning")
+        proc = self._start("worker", "worker", "--loglevel", "info")  # its batch lines
         if wait:
             wait_until("the worker to be ready", proc.ready, logs=self.logs)
         return proc
@@ -195,8 +202,115 @@ class Stack:
     def logs(self) -> str:
         return "\n".join(p.tail() for p in self.procs)
 
+    def offsets(self) -> str:
+        """Committed and end offsets of the worker's and the sink's topics, one line each:
+        where each process got to, when the store does not match."""
+        groups = {self.app_id: [self.topics["events"], f"{self.app_id}-deltas"],
+                  self.sink_group: [f"{self.app_id}-{t}-changelog" for t in ("cases", "counts")]
+                  + [self.topics["dlq"], self.topics["breaches"]]}
+        try:
+            return "\n".join(group_offsets(self.bootstrap, group, topics)
+                             for group, topics in groups.items())
+        except Exception as exc:  # a diagnosis, not the failure itself
+            return f"offsets unavailable: {exc}"
+
+    def wait_for_store(self, want: Cells, timeout_s: float = 180.0) -> None:
+        """Wait until the store's aggregates equal `want` (from `report_cells`); on timeout
+        fail naming the first differing cell and the offsets each group got to."""
+        periods = list(want)
+        got: Cells = {}
+        error = ""
+
+        def equal() -> bool:
+            nonlocal got, error
+            try:
+                got, error = store_cells(self.db_url, periods), ""
+            except Exception as exc:  # the sink has not created the tables yet
+                error = f"store not readable: {str(exc).splitlines()[0]}"
+                return False
+            return got == want
+
+        wait_until("the stored aggregates to equal the report", equal, timeout_s,
+                   lambda: "\n".join((error or first_difference(want, got) or "",
+                                      self.offsets(), self.logs())))
+
     def close(self) -> None:
         for proc in self.procs:
             if proc.process.poll() is None:
                 proc.process.kill()
                 proc.process.wait(10)
+
+
+# ---------------------------------------------------------------- store against report
+
+Cells = dict[tuple[date, date], list[dict[str, Any]]]  # (first, last = as of) -> rows
+
+
+def report_cells(path: Path, periods: Iterable[tuple[date, date]]) -> Cells:
+    """`vardgaranti report` on a log: the rows each period must have in the store."""
+    from consumers.report import build_report
+    from models.measures import Period
+
+    return {(a, b): [r.as_dict() for r in build_report([path], Period.of(a, b, b)).rows]
+            for a, b in periods}
+
+
+def store_cells(db_url: str, periods: Iterable[tuple[date, date]]) -> Cells:
+    from consumers.store import Store
+    from models.measures import Period, arrange
+
+    store = Store(db_url)
+    try:
+        return {(a, b): [r.as_dict() for r in arrange(store.per_unit(Period.of(a, b, b)))]
+                for a, b in periods}
+    finally:
+        store.engine.dispose()
+
+
+def first_difference(want: Cells, got: Cells) -> str | None:
+    """The first cell (period, indicator, unit, measure) where the store differs."""
+    for period, rows in want.items():
+        stored = {(r["indicator"], r["unit_id"]): r for r in got.get(period, [])}
+        where = f"period {period[0]}–{period[1]}"
+        for row in rows:
+            cell = (row["indicator"], row["unit_id"])
+            seen = stored.pop(cell, None)
+            if seen is None:
+                return f"{where}, {cell[0]}, unit {cell[1]}: no row stored (want {row})"
+            for measure, value in row.items():
+                if seen[measure] != value:
+                    return (f"{where}, {cell[0]}, unit {cell[1]}, {measure}: "
+                            f"want {value}, got {seen[measure]}")
+        if stored:
+            extra = next(iter(stored))
+            return f"{where}, {extra[0]}, unit {extra[1]}: stored but not in the report"
+    return None
+
+
+def group_offsets(bootstrap: str, group: str, topics: Iterable[str]) -> str:
+    """`group: topic committed/end per partition, …`; `-` where nothing is committed."""
+    from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    try:
+        parts = [TopicPartition(t, p) for t in topics
+                 for p in sorted(consumer.partitions_for_topic(t) or ())]
+        end = consumer.end_offsets(parts) if parts else {}
+        committed = admin.list_group_offsets({group: parts}).get(group, {}) if parts else {}
+        out = []
+        for topic in topics:
+            mine = [tp for tp in parts if tp.topic == topic]
+            if not mine:
+                out.append(f"{topic} (no such topic)")
+                continue
+            cells = []
+            for tp in mine:
+                done = committed.get(tp)
+                at = str(done.offset) if done is not None and done.offset >= 0 else "-"
+                cells.append(f"{tp.partition}:{at}/{end[tp]}")
+            out.append(f"{topic} {' '.join(cells)}")
+        return f"offsets of group {group} (partition:committed/end): " + "; ".join(out)
+    finally:
+        consumer.close()
+        admin.close()
