@@ -7,7 +7,7 @@ it prints the events sent, the events the worker is done with, its consumer lag,
 resident memory of both processes; at the end, the memory slope (least squares over the
 samples after the first minute) and whether it levelled off.
 
-The peak inflow comes from the generator at scale 1 (DOMAIN.md §6 volumes, generate.py's
+The peak inflow comes from the generator at scale 1 (the region's volumes, generate.py's
 hour-of-day, weekday and month profiles): the busiest hour of a generated 2024 holds 2,599
 events (Monday 15 January, 09:00-10:00), 0.72 events/s; `--peak-from LOG` counts it again
 from any log.

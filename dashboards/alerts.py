@@ -212,7 +212,7 @@ def recording_rules() -> Group:
     """Counts summed across workers, and ratios guarded against a zero denominator.
 
     `x / (d > 0)` drops the series when the denominator is 0: no value (null), never 0, 1,
-    NaN or +Inf (SPEC §4).
+    NaN or +Inf (docs/rules.md#matten).
     """
     within, over = "vardgaranti_completed_within", "vardgaranti_completed_over"
     rules: list[Record] = []

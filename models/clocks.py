@@ -1,4 +1,4 @@
-"""Guarantee clocks of one case, as a pure function of the set of its events (SPEC §3).
+"""Guarantee clocks of one case, as a pure function of the set of its events (docs/rules.md).
 
 `evaluate` walks the case's facts in the canonical order (time, type-table rank, event id)
 and returns every clock's contribution to the per-day counters, plus the events that do
@@ -48,7 +48,7 @@ class Fact(NamedTuple):
     """The part of an event the rules need; tuples sort in the canonical order."""
 
     ts: int  # occurred_at, µs since the epoch (UTC)
-    rank: int  # position of the type in SPEC §2's table: the tie-break
+    rank: int  # position of the type in the event table (docs/events.md): the tie-break
     event_id: str
     unit: str
     ind: int  # start: indicator opened; pause/resume: targeted indicator; else -1

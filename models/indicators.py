@@ -79,10 +79,10 @@ INDICATORS: tuple[Indicator, ...] = (
 
 BY_ID: dict[str, Indicator] = {i.id: i for i in INDICATORS}
 INDICATOR_IDS: tuple[str, ...] = tuple(i.id for i in INDICATORS)
-# position in DOMAIN.md §3, the sort order of every report
+# position in the indicator table (docs/rules.md#de-sju-matten), the sort order of every report
 ORDER: dict[str, int] = {i.id: n for n, i in enumerate(INDICATORS)}
 
-# assessment.completed fulfils tre_dagar only when given by licensed staff (DOMAIN.md §3.2)
+# assessment.completed fulfils tre_dagar only when given by licensed staff (docs/rules.md#tre-dagar)
 LICENSED_PROFESSIONS: frozenset[str] = frozenset({
     "lakare", "sjukskoterska", "distriktsskoterska", "barnmorska", "fysioterapeut",
     "arbetsterapeut", "psykolog", "psykoterapeut", "kurator", "dietist", "logoped",

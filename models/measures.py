@@ -1,4 +1,4 @@
-"""Per-day counters and the measures of SPEC §4 computed from them.
+"""Per-day counters and the measures (docs/rules.md#matten) computed from them.
 
 A counter key is `(measure, indicator, unit, day, until)`: days are local date ordinals,
 `until` is 0 unless the key is a span. Every measure is a sum of counters, so months and
@@ -53,7 +53,8 @@ def ratio(num: int, den: int) -> float | None:
 
 @dataclass(slots=True)
 class Row:
-    """One indicator × unit at a snapshot over a period: the JSON row of SPEC §5.1."""
+    """One indicator × unit at a snapshot over a period: the JSON row of `report`
+    (docs/commands.md)."""
 
     indicator: str
     unit_id: str
@@ -170,8 +171,8 @@ def arrange(per_unit: dict[tuple[int, str], Row], unit: str | None = None) -> li
     return out
 
 
-# Rolling windows of SPEC §4: the N local dates ending with the watermark's date, and the
-# calendar month to date.
+# Rolling windows (docs/rules.md#perioder): the N local dates ending with the watermark's
+# date, and the calendar month to date.
 WINDOWS: tuple[str, ...] = ("month", "7d", "30d", "90d", "365d")
 
 

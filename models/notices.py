@@ -1,4 +1,4 @@
-"""Breach and at-risk notices (SPEC §3): which open clocks the watermark has made due.
+"""Breach and at-risk notices (docs/rules.md#vattenstampel): open clocks the watermark made due.
 
 Which open clocks are breached or at risk is `models.worklist.urgency`. Each notice
 has a stable id (case, indicator, clock start), so it is emitted once per clock start and a

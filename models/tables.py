@@ -1,4 +1,4 @@
-"""SQLModel tables of the store (SPEC §6): events, clocks, per-day counters, dead letters.
+"""SQLModel tables of the store (docs/sql.md): events, clocks, per-day counters, dead letters.
 
 `events` holds the facts of every case: the clock state is a function of them, so a replay
 can resume, a second log can follow the first, and re-running a log changes nothing

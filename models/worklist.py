@@ -1,4 +1,5 @@
-"""The one horizon rule (SPEC §3) and the worklist rows it selects (SPEC §5.3).
+"""The one horizon rule (docs/rules.md#vattenstampel) and the worklist rows it selects
+(docs/operations.md).
 
 An open clock is *breached* once the watermark's local date is past its deadline day, and
 *at risk* while its deadline is within its indicator's `at_risk_days`. The worklist, the

@@ -1,4 +1,4 @@
-"""The two agents of the streaming mode and the state they keep (SPEC §3, §5.2).
+"""The two agents of the streaming mode and the state they keep (docs/streaming.md).
 
 `on_events` validates each event (bad ones to the dead-letter topic with reason and source
 offset), applies it to its case in the `cases` table through the pure core, and sends the

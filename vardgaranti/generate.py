@@ -1,4 +1,4 @@
-"""Synthetic event log: one calendar year of the region (SPEC §2 and §8).
+"""Synthetic event log: one calendar year of the region (docs/events.md).
 
 How it works, and why:
 - Time is an int of *local wall-clock seconds* since 1 January of the year before (`L`);
@@ -47,7 +47,7 @@ TZ: Final = ZoneInfo("Europe/Stockholm")
 DAY: Final = 86_400
 HOUR: Final = 3_600
 
-# Volumes at scale 1 (DOMAIN.md §6).
+# Volumes at scale 1 (the region's 2023 annual report, docs/rules.md#kallor).
 CONTACTS_PER_YEAR: Final = 1_300_000
 ASSESSMENT_SHARE: Final = 0.24  # contacts where triage finds a new or worse problem
 SPECIALIST_REFERRALS_PER_MONTH: Final = 12_000
@@ -95,7 +95,7 @@ _H_WEEKEND_CARE: Final = (0, 0, 0, 0, 0, 0, 0, 0, 3, 5, 5, 4, 3, 4, 4, 3, 2, 1, 
 _CHANNELS: Final = (("phone", 0.62, -0.25), ("digital", 0.26, 0.20), ("visit", 0.12, 1.20))
 
 # (profession of the fulfilling assessment, share, logit offset, undersköterska first).
-# Physicians and nurses do best (DOMAIN.md §3.2); ~8 % are first seen by an undersköterska,
+# Physicians and nurses do best (docs/rules.md#tre-dagar); ~8 % are first seen by an undersköterska,
 # which does not fulfil, and get the licensed assessment later.
 _PROFESSIONS: Final = (
     ("lakare", 0.43, 0.30, False),

@@ -1,4 +1,4 @@
-"""HTTP API of the demo server and the worker (SPEC §5.3), on FastAPI.
+"""HTTP API of the demo server and the worker (docs/commands.md), on FastAPI.
 
 `/metrics`, `/healthz` and `/readyz` are open; `/api/v1/*` needs the bearer token (or the
 pages' session cookie, see web.auth) when one is configured. The worklist shows case ids and

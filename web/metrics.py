@@ -1,4 +1,4 @@
-"""Prometheus exposition (SPEC §5.4): counts, not only ratios, so `sum()` across workers is
+"""Prometheus exposition (docs/metrics.md): counts, not only ratios, so `sum()` across workers is
 right. Labels are `indicator`, `unit`, `window` (and `type` / `reason` on pipeline counters);
 never a case id or anything about a patient. Region-wide figures are sums in PromQL.
 

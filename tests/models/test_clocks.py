@@ -1,4 +1,4 @@
-"""One test per rule and boundary of SPEC §3 / DOMAIN.md §2–§3."""
+"""One test per rule and boundary in docs/rules.md."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Invariants of the core (ARCHITECTURE.md §2–§3), by hypothesis.
+"""Invariants of the core (docs/design.md), by hypothesis.
 
 - any permutation of the log, with any duplicate deliveries, gives the same counters (and so
   the same report) as the clean sorted log;

@@ -1,4 +1,4 @@
-"""The synthetic year: contract (SPEC §2), determinism, noise and calibration (SPEC §8)."""
+"""The synthetic year: contract (docs/events.md), determinism, noise and calibration."""
 
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ ALL_TYPES = (
     "investigation.started", "wait.paused", "wait.resumed", "case.transferred",
     "case.cancelled", "care.external",
 )
-# ties at the same instant sort in the order of SPEC §2's type table
+# ties at the same instant sort in the order of the event type table (docs/events.md)
 TYPE_ORDER = {t: n for n, t in enumerate(ALL_TYPES)}
 REQUIRED_ATTRS = {
     "contact.requested": {"channel"}, "assessment.completed": {"profession"},
@@ -43,7 +43,7 @@ REQUIRED_ATTRS = {
 }
 STARTS = {"contact.requested", "assessment.needed", "referral.issued", "decision.made"}
 OFFSET_TS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d$")
-# 10 or 12 digits, with or without -/+ before the last four (SPEC §2)
+# 10 or 12 digits, with or without -/+ before the last four (docs/events.md)
 PERSONNUMMER = re.compile(rb"(?<![0-9])(?:[0-9]{6}|[0-9]{8})[-+]?[0-9]{4}(?![0-9])")
 
 
@@ -186,7 +186,7 @@ def test_all_event_types_appear(small: tuple[Path, GenerateStats],
 
 def test_volumes_scale_linearly(small: tuple[Path, GenerateStats]) -> None:
     stats = small[1]
-    # DOMAIN.md §6: 3-5 million events a year at scale 1
+    # the region's volumes (docs/rules.md#kallor): 3-5 million events a year at scale 1
     assert 3_000_000 * SMALL < stats.events < 5_000_000 * SMALL
     assert 1_000_000 * SMALL < stats.by_type["contact.requested"] < 1_500_000 * SMALL
 
