@@ -168,9 +168,9 @@ class Sink:
 
     def _subscribe(self) -> bool:
         """Subscribe to the four topics once they all exist. The worker creates its
-        changelogs at its first start; a sink subscribed before that (by pattern, as it
-        used to be) could stay without them for good: kafka-python did not always rejoin
-        the group when they appeared (docs/streaming.md)."""
+        changelogs at its first start; a sink subscribed before that could stay without
+        them for good: kafka-python did not always rejoin the group when they appeared
+        (docs/streaming.md)."""
         from kafka.errors import KafkaError
 
         assert self.consumer is not None
@@ -183,8 +183,9 @@ class Sink:
                 backoff.wait(str(exc))
                 continue
             missing = [t for t in wanted if t not in existing]
-            if not missing:
-                self.consumer.subscribe(topics=wanted)
+            if not missing:  # by pattern, as before, but only now that every topic exists
+                self.consumer.subscribe(pattern="^(" + "|".join(
+                    t.replace(".", r"\.") for t in wanted) + ")$")
                 return True
             backoff.wait(f"not yet created: {', '.join(missing)}; the worker creates its "
                          "changelogs when it first starts")
