@@ -1,0 +1,208 @@
+"""The typed decoder of the hot path: a valid line straight from bytes to its fact.
+
+msgspec decodes the line into Structs (a union tagged by `type`) in one pass of compiled
+code, with the contract's lengths, literals and id patterns checked on the way. It only
+ever *accepts*: a line it refuses, or one it cannot vouch for, goes to `models.events`
+(pydantic), which decides and words the rejection. So every accepted line must be one the
+full schema accepts, with the same fact; tests/models/test_decode.py holds the two to that.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal, get_args
+
+import msgspec
+from msgspec import UNSET, Meta, Struct, UnsetType
+
+from models.calendar import to_micros
+from models.clocks import Fact, fact_of
+from models.events import MAX_YEAR, MIN_YEAR, PERSONNUMMER
+from models.indicators import INDICATOR_IDS, REGION_UNIT
+
+# The id checks (`events._not_personnummer`) and the timestamp, looked for in the raw bytes
+# at once, digits folded to 0: a run of digits shaped like a personnummer (what
+# `events._SAFE_ID` lets through has none), more than six digits of a second (msgspec
+# rounds them, the full schema truncates), and a backslash (an escape can hide digits or a
+# NUL). Stricter than the contract: such a line, even with the run in a free attribute,
+# takes the full path. Non-ASCII digits are looked for in the ids themselves (`_text_safe`).
+_FOLD = bytes.maketrans(b"123456789", b"000000000")
+
+
+def _doubtful(raw: bytes) -> bool:
+    folded = raw.translate(_FOLD)
+    return (b"000000" in folded and (
+        b"0000000000" in folded or b"000000-0" in folded or b"000000+0" in folded
+        or b".0000000" in folded)) or b"\\" in raw
+
+
+Id = Annotated[str, Meta(min_length=1, max_length=128)]
+UnitId = Annotated[str, Meta(min_length=1, max_length=64)]
+PatientRef = Annotated[str, Meta(max_length=128)]
+Stamp = Annotated[datetime, Meta(tz=True)]
+Pathway = Literal["specialist", "bup"]
+IndicatorId = Literal[INDICATOR_IDS]  # type: ignore[valid-type]
+
+
+class _Attrs(Struct):
+    """Free attributes: other keys are skipped (the fact needs none of them)."""
+
+
+class ContactAttrs(_Attrs):
+    channel: Literal["phone", "digital", "visit"]
+
+
+class AssessmentAttrs(_Attrs):
+    profession: Annotated[str, Meta(min_length=1, max_length=64)]
+
+
+class ReferralAttrs(_Attrs):
+    pathway: Pathway
+
+
+class DecisionAttrs(_Attrs):
+    pathway: Pathway
+    kind: Literal["treatment", "investigation"]
+
+
+class PauseAttrs(_Attrs):
+    reason: Literal["patient_choice", "medical"]
+    indicator: IndicatorId | UnsetType = UNSET
+
+
+class ResumeAttrs(_Attrs):
+    indicator: IndicatorId | UnsetType = UNSET
+
+
+class TransferAttrs(_Attrs):
+    to_unit_id: UnitId
+
+
+class _Base(Struct, tag_field="type", kw_only=True):
+    event_id: Id
+    case_id: Id
+    occurred_at: Stamp
+    unit_id: UnitId
+    patient_ref: PatientRef | UnsetType = UNSET
+
+
+class _Plain(_Base):
+    attributes: _Attrs | UnsetType = UNSET
+
+
+class ContactRequested(_Base, tag="contact.requested"):
+    attributes: ContactAttrs
+
+
+class ContactCompleted(_Plain, tag="contact.completed"):
+    pass
+
+
+class AssessmentNeeded(_Plain, tag="assessment.needed"):
+    pass
+
+
+class AssessmentCompleted(_Base, tag="assessment.completed"):
+    attributes: AssessmentAttrs
+
+
+class ReferralIssued(_Base, tag="referral.issued"):
+    attributes: ReferralAttrs
+
+
+class VisitCompleted(_Plain, tag="visit.completed"):
+    pass
+
+
+class DecisionMade(_Base, tag="decision.made"):
+    attributes: DecisionAttrs
+
+
+class TreatmentStarted(_Plain, tag="treatment.started"):
+    pass
+
+
+class InvestigationStarted(_Plain, tag="investigation.started"):
+    pass
+
+
+class WaitPaused(_Base, tag="wait.paused"):
+    attributes: PauseAttrs
+
+
+class WaitResumed(_Base, tag="wait.resumed"):
+    attributes: ResumeAttrs | UnsetType = UNSET
+
+
+class CaseTransferred(_Base, tag="case.transferred"):
+    attributes: TransferAttrs
+
+
+class CaseCancelled(_Plain, tag="case.cancelled"):
+    pass
+
+
+class CareExternal(_Plain, tag="care.external"):
+    pass
+
+
+Event = (
+    ContactRequested | ContactCompleted | AssessmentNeeded | AssessmentCompleted
+    | ReferralIssued | VisitCompleted | DecisionMade | TreatmentStarted | InvestigationStarted
+    | WaitPaused | WaitResumed | CaseTransferred | CaseCancelled | CareExternal
+)
+_DECODER = msgspec.json.Decoder(Event)
+_TAGS: dict[type, str] = {
+    cls: cls.__struct_config__.tag for cls in get_args(Event)
+}
+_NO_ATTRS: dict[str, Any] = {}
+
+
+def _text_safe(raw: bytes, ev: Event) -> bool:
+    """A line with non-ASCII text: all of it UTF-8 (msgspec does not look inside the values
+    it skips), and no id holding a personnummer written with non-ASCII digits."""
+    try:
+        raw.decode()
+    except UnicodeDecodeError:
+        return False
+    ids = [ev.event_id, ev.case_id, ev.unit_id]
+    if ev.patient_ref is not UNSET:
+        ids.append(ev.patient_ref)
+    if type(ev) is CaseTransferred:
+        ids.append(ev.attributes.to_unit_id)
+    return not any(PERSONNUMMER.search(i) for i in ids)
+
+
+def decode_fact(raw: bytes) -> tuple[str, str, Fact] | None:
+    """(case id, event type, fact) of a line the contract accepts, or None: then the full
+    schema must decide (it may still accept, e.g. a timestamp with a space for the T)."""
+    if _doubtful(raw):
+        return None
+    try:
+        ev = _DECODER.decode(raw)
+    except (msgspec.DecodeError, UnicodeDecodeError):
+        return None
+    # what the types leave out: blank ids and the reserved unit (as in events._clean)
+    if (ev.event_id.isspace() or ev.case_id.isspace() or ev.unit_id.isspace()
+            or ev.unit_id == REGION_UNIT):
+        return None
+    attrs = ev.attributes
+    if type(ev) is CaseTransferred:
+        to_unit = ev.attributes.to_unit_id
+        if to_unit.isspace() or to_unit == REGION_UNIT:
+            return None
+    elif (type(ev) is DecisionMade and ev.attributes.pathway == "specialist"
+          and ev.attributes.kind == "investigation"):
+        return None
+    if not raw.isascii() and not _text_safe(raw, ev):
+        return None
+    occurred = ev.occurred_at
+    if not MIN_YEAR <= occurred.year <= MAX_YEAR:
+        return None
+    patient_ref = ev.patient_ref
+    etype = _TAGS[type(ev)]
+    return ev.case_id, etype, fact_of(
+        etype, to_micros(occurred), ev.event_id, ev.unit_id,
+        None if patient_ref is UNSET else patient_ref,
+        _NO_ATTRS if attrs is UNSET else msgspec.structs.asdict(attrs),
+    )
