@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from consumers.deadletter import DeadLetter, DeadLetterFile
-from consumers.logs import position, read_lines
+from consumers.logs import read_lines, source_name
 from models.calendar import local_day
 from models.clocks import Rules
 from models.engine import Engine
@@ -45,8 +45,9 @@ class Report:
 def ingested(paths: Iterable[Path]) -> Iterator[Ingested | DeadLetter]:
     """Every line of the logs through the one ingest step."""
     for path in paths:
+        name = source_name(path)
         for lineno, raw in read_lines(path):
-            yield ingest(raw, position(path, lineno))
+            yield ingest(raw, f"{name}:{lineno}")
 
 
 def build_report(
