@@ -10,14 +10,14 @@ full schema accepts, with the same fact; tests/models/test_decode.py holds the t
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, Literal, Union
 
 import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType
 
 from models.calendar import to_micros
 from models.clocks import Fact, fact_of
-from models.events import MAX_YEAR, MIN_YEAR, PERSONNUMMER
+from models.events import EVENT_TYPES, MAX_YEAR, MIN_YEAR, PERSONNUMMER
 from models.indicators import INDICATOR_IDS, REGION_UNIT
 
 # The id checks (`events._not_personnummer`) and the timestamp, looked for in the raw bytes
@@ -86,79 +86,34 @@ class _Base(Struct, tag_field="type", kw_only=True):
     patient_ref: PatientRef | UnsetType = UNSET
 
 
-class _Plain(_Base):
-    attributes: _Attrs | UnsetType = UNSET
-
-
-class ContactRequested(_Base, tag="contact.requested"):
-    attributes: ContactAttrs
-
-
-class ContactCompleted(_Plain, tag="contact.completed"):
-    pass
-
-
-class AssessmentNeeded(_Plain, tag="assessment.needed"):
-    pass
-
-
-class AssessmentCompleted(_Base, tag="assessment.completed"):
-    attributes: AssessmentAttrs
-
-
-class ReferralIssued(_Base, tag="referral.issued"):
-    attributes: ReferralAttrs
-
-
-class VisitCompleted(_Plain, tag="visit.completed"):
-    pass
-
-
-class DecisionMade(_Base, tag="decision.made"):
-    attributes: DecisionAttrs
-
-
-class TreatmentStarted(_Plain, tag="treatment.started"):
-    pass
-
-
-class InvestigationStarted(_Plain, tag="investigation.started"):
-    pass
-
-
-class WaitPaused(_Base, tag="wait.paused"):
-    attributes: PauseAttrs
-
-
-class WaitResumed(_Base, tag="wait.resumed"):
-    attributes: ResumeAttrs | UnsetType = UNSET
-
-
-class CaseTransferred(_Base, tag="case.transferred"):
-    attributes: TransferAttrs
-
-
-class CaseCancelled(_Plain, tag="case.cancelled"):
-    pass
-
-
-class CareExternal(_Plain, tag="care.external"):
-    pass
-
-
-Event = (
-    ContactRequested | ContactCompleted | AssessmentNeeded | AssessmentCompleted
-    | ReferralIssued | VisitCompleted | DecisionMade | TreatmentStarted | InvestigationStarted
-    | WaitPaused | WaitResumed | CaseTransferred | CaseCancelled | CareExternal
-)
-_DECODER = msgspec.json.Decoder(Event)
-_TAGS: dict[type, str] = {
-    cls: cls.__struct_config__.tag for cls in get_args(Event)
+# The attributes each event type must have; the others may have free attributes (or, for
+# wait.resumed, its own) or none.
+_REQUIRED: dict[str, type[_Attrs]] = {
+    "contact.requested": ContactAttrs,
+    "assessment.completed": AssessmentAttrs,
+    "referral.issued": ReferralAttrs,
+    "decision.made": DecisionAttrs,
+    "wait.paused": PauseAttrs,
+    "case.transferred": TransferAttrs,
 }
+_OPTIONAL: dict[str, type[_Attrs]] = {"wait.resumed": ResumeAttrs}
+
+
+def _struct(tag: str) -> type[Struct]:
+    required = _REQUIRED.get(tag)
+    attributes: tuple[Any, ...] = (
+        ("attributes", required) if required is not None
+        else ("attributes", _OPTIONAL.get(tag, _Attrs) | UnsetType, UNSET)
+    )
+    return msgspec.defstruct(tag, [attributes], bases=(_Base,), tag=tag, kw_only=True)
+
+
+_TAGS: dict[type, str] = {_struct(tag): tag for tag in EVENT_TYPES}
+_DECODER = msgspec.json.Decoder(Union[tuple(_TAGS)])  # noqa: UP007 (a union built at run time)
 _NO_ATTRS: dict[str, Any] = {}
 
 
-def _text_safe(raw: bytes, ev: Event) -> bool:
+def _text_safe(raw: bytes, ev: Any) -> bool:
     """A line with non-ASCII text: all of it UTF-8 (msgspec does not look inside the values
     it skips), and no id holding a personnummer written with non-ASCII digits."""
     try:
@@ -168,7 +123,7 @@ def _text_safe(raw: bytes, ev: Event) -> bool:
     ids = [ev.event_id, ev.case_id, ev.unit_id]
     if ev.patient_ref is not UNSET:
         ids.append(ev.patient_ref)
-    if type(ev) is CaseTransferred:
+    if _TAGS[type(ev)] == "case.transferred":
         ids.append(ev.attributes.to_unit_id)
     return not any(PERSONNUMMER.search(i) for i in ids)
 
@@ -187,12 +142,13 @@ def decode_fact(raw: bytes) -> tuple[str, str, Fact] | None:
             or ev.unit_id == REGION_UNIT):
         return None
     attrs = ev.attributes
-    if type(ev) is CaseTransferred:
-        to_unit = ev.attributes.to_unit_id
+    etype = _TAGS[type(ev)]
+    if etype == "case.transferred":
+        to_unit = attrs.to_unit_id
         if to_unit.isspace() or to_unit == REGION_UNIT:
             return None
-    elif (type(ev) is DecisionMade and ev.attributes.pathway == "specialist"
-          and ev.attributes.kind == "investigation"):
+    elif (etype == "decision.made" and attrs.pathway == "specialist"
+          and attrs.kind == "investigation"):
         return None
     if not raw.isascii() and not _text_safe(raw, ev):
         return None
@@ -200,7 +156,6 @@ def decode_fact(raw: bytes) -> tuple[str, str, Fact] | None:
     if not MIN_YEAR <= occurred.year <= MAX_YEAR:
         return None
     patient_ref = ev.patient_ref
-    etype = _TAGS[type(ev)]
     return ev.case_id, etype, fact_of(
         etype, to_micros(occurred), ev.event_id, ev.unit_id,
         None if patient_ref is UNSET else patient_ref,
