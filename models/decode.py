@@ -1,7 +1,8 @@
 """The typed decoder of the hot path: a valid line straight from bytes to its fact.
 
 msgspec decodes the line into Structs (a union tagged by `type`) in one pass of compiled
-code, with the contract's lengths, literals and id patterns checked on the way. It only
+code, with the contract's lengths and literals checked on the way; what the id checks and
+the timestamp's precision look for is searched in the raw bytes first (`_doubtful`). It only
 ever *accepts*: a line it refuses, or one it cannot vouch for, goes to `models.events`
 (pydantic), which decides and words the rejection. So every accepted line must be one the
 full schema accepts, with the same fact; tests/models/test_decode.py holds the two to that.
@@ -135,7 +136,7 @@ def decode_fact(raw: bytes) -> tuple[str, str, Fact] | None:
         return None
     try:
         ev = _DECODER.decode(raw)
-    except (msgspec.DecodeError, UnicodeDecodeError):
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):  # nested too deep
         return None
     # what the types leave out: blank ids and the reserved unit (as in events._clean)
     if (ev.event_id.isspace() or ev.case_id.isspace() or ev.unit_id.isspace()

@@ -108,3 +108,13 @@ def test_report_in_worker_processes(tmp_path: Path) -> None:
     assert two_dead == one_dead and b"invalid_json" in two_dead
     assert phases == ["evaluating cases"]
     assert seen and max(seen) == len(lines)
+
+
+def test_jobs_below_one_is_a_usage_error(tmp_path: Path, capsys: Any) -> None:
+    from vardgaranti.cli import main
+
+    log = tmp_path / "log.jsonl"
+    log.write_text("{}\n")
+    assert main(["report", str(log), "--as-of", "2024-03-31", "--jobs", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "--jobs" in err and "Traceback" not in err

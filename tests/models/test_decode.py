@@ -123,6 +123,7 @@ def _ingested(raw: bytes) -> Any:
          b'"occurred_at":"2024-03-04T09:00:00+01:00","type":"x"}')
 @example(b'{"event_id":"e1","type":"case.cancelled","case_id":"c1","unit_id":"u1",'
          b'"occurred_at":"2024-03-04T09:00:00+01:00","attributes":null}')
+@example(b'{"a":' * 100_000)
 def test_the_decoder_accepts_only_what_the_full_schema_accepts(raw: bytes) -> None:
     full = _full(raw)
     fast = decode_fact(raw)
