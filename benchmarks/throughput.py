@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import resource
 import statistics
 import time
 from datetime import date
@@ -40,15 +41,27 @@ def json_pass(ctx: Context) -> StepResult:
 
 
 def report(ctx: Context) -> StepResult:
-    """What `vardgaranti report LOG --as-of <year>-12-31` computes (the month to date)."""
-    from consumers.report import build_report
+    """What `vardgaranti report LOG --as-of <year>-12-31` computes (the month to date), with
+    its default number of worker processes."""
+    from consumers.report import build_report, default_jobs
     from models.measures import Period
 
     as_of = date(ctx.year, 12, 31)
+    jobs = default_jobs([ctx.log_path])
     started = time.perf_counter()
-    result = build_report([ctx.log_path], Period.of(as_of.replace(day=1), as_of, as_of))
+    cpu = time.process_time()
+    result = build_report([ctx.log_path], Period.of(as_of.replace(day=1), as_of, as_of),
+                          jobs=jobs)
     seconds = time.perf_counter() - started
-    return _throughput(result.stats.lines, seconds)
+    # the workers' CPU and memory are not this process's: their own figures
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return _throughput(result.stats.lines, seconds, [
+        Figure("worker processes", jobs, "processes"),
+        Figure("CPU time, all processes", time.process_time() - cpu + children.ru_utime
+               + children.ru_stime, "s"),
+        Figure("peak RSS of the largest worker", children.ru_maxrss / 1024, "MB",
+               "≤ 500 MB", children.ru_maxrss / 1024 <= 500),
+    ])
 
 
 def replay(ctx: Context) -> StepResult:

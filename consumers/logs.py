@@ -78,8 +78,13 @@ def position(path: Path, lineno: int) -> str:
     """Where a line came from, as dead letters are keyed: the log's full path and the line,
     so that two logs of one name in different folders never share a key. Standard input
     is named with the time this run started reading it."""
-    name = _stdin_name() if path == STDIN else str(path.resolve())
-    return f"{name}:{lineno}"
+    return f"{source_name(path)}:{lineno}"
+
+
+def source_name(path: Path) -> str:
+    """The name `position` gives a log: found once per log, not per line (resolving a path
+    asks the file system)."""
+    return _stdin_name() if path == STDIN else str(path.resolve())
 
 
 @cache

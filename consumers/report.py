@@ -1,25 +1,30 @@
 """`vardgaranti report`: the measures computed straight from event logs, in one pass.
 
 Every case is collected, then evaluated once by the same pure rules the streaming and
-replay runtimes use; nothing is stored.
+replay runtimes use; nothing is stored. Cases are independent, so with `jobs` > 1 worker
+processes each read the logs and take the cases of their part (`models.ingest.shard_of`);
+their counters add up to one process's (docs/performance.md).
 """
 
 from __future__ import annotations
 
 import gc
+import multiprocessing
+import os
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from multiprocessing.sharedctypes import Synchronized
 from pathlib import Path
 
 from consumers.deadletter import DeadLetter, DeadLetterFile
-from consumers.logs import position, read_lines
+from consumers.logs import STDIN, read_lines, source_name
 from models.calendar import local_day
-from models.clocks import Rules
+from models.clocks import Fact, Rules
 from models.engine import Engine
 from models.events import DUPLICATE
-from models.ingest import Ingested, ingest
-from models.measures import ANOMALY_REASONS, INCONSISTENT, ORPHAN, Period, Row, rows_for
+from models.ingest import Ingested, ingest, shard_of
+from models.measures import ANOMALY_REASONS, INCONSISTENT, ORPHAN, Key, Period, Row, rows_for
 
 ProgressFn = Callable[[int], None]
 PROGRESS_EVERY = 50_000
@@ -45,8 +50,134 @@ class Report:
 def ingested(paths: Iterable[Path]) -> Iterator[Ingested | DeadLetter]:
     """Every line of the logs through the one ingest step."""
     for path in paths:
+        name = source_name(path)
         for lineno, raw in read_lines(path):
-            yield ingest(raw, position(path, lineno))
+            yield ingest(raw, f"{name}:{lineno}")
+
+
+def _ingested_part(
+    paths: Iterable[Path], shard: int, shards: int,
+) -> Iterator[tuple[int, int, Ingested | DeadLetter | None]]:
+    """(log, line number, what `ingest` made of it) for every line of the logs; with
+    `shards` > 1 only the lines of part `shard` are ingested (the others: None)."""
+    for log, path in enumerate(paths):
+        name = source_name(path)
+        for lineno, raw in read_lines(path):
+            if shards > 1 and shard_of(raw, shards) != shard:
+                yield log, lineno, None
+            else:
+                yield log, lineno, ingest(raw, f"{name}:{lineno}")
+
+
+# Below this many bytes of logs one process is done before workers would have started.
+SMALL_LOGS = 8 << 20
+
+
+def default_jobs(paths: Iterable[Path]) -> int:
+    """Worker processes for `report` unless told: one per core this process may use, or
+    one for small logs."""
+    if sum(p.stat().st_size for p in paths if p != STDIN and p.is_file()) < SMALL_LOGS:
+        return 1
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
+        os.cpu_count() or 1)
+
+
+@dataclass
+class Part:
+    """What one process found in its part of the cases (all of them with one process)."""
+
+    stats: ReportStats
+    counts: list[tuple[Key, int]]
+    newest_us: int | None
+    anomalies: list[tuple[str, int, Fact]]  # case, reason, the event that fits no clock
+    dead: list[tuple[int, int, DeadLetter]]  # (log, line, letter), when not written at once
+
+
+def read_part(
+    paths: list[Path], rules: Rules, shard: int, shards: int,
+    add_dead: Callable[[DeadLetter], None] | None, progress: ProgressFn | None,
+    read_all: Callable[[], None],
+) -> Part:
+    """Read the logs, keep this part's cases, evaluate each once. Rejected lines go to
+    `add_dead`, or, without it, into the part (to be merged in line order); `read_all()`
+    is called when the evaluation begins."""
+    stats = ReportStats()
+    dead: list[tuple[int, int, DeadLetter]] = []
+    engine = Engine(rules, keep_clocks=False)  # the report reads counters only
+    for log, lineno, got in _ingested_part(paths, shard, shards):
+        stats.lines += 1
+        if stats.lines % PROGRESS_EVERY == 0:
+            # what was read so far lives until the end: keep the collector off it
+            gc.freeze()
+            if progress is not None:
+                progress(stats.lines)
+        if got is None:
+            continue
+        if isinstance(got, DeadLetter):
+            stats.rejected[got.reason] += 1
+            if add_dead is not None:
+                add_dead(got)
+            else:
+                dead.append((log, lineno, got))
+            continue
+        stats.events += 1
+        stats.by_type[got.type] += 1
+        engine.add(got.case_id, got.fact)
+    if progress is not None:
+        progress(stats.lines)
+    read_all()
+    counts = engine.settle()  # from nothing: the deltas are the counters
+    if engine.duplicates:
+        stats.ignored[DUPLICATE] = engine.duplicates
+    anomalies = [(case_id, reason, fact) for case_id, found in engine.anomalies.items()
+                 for reason, fact in found]
+    return Part(stats, counts, engine.newest_us, anomalies, dead)
+
+
+# Set in each worker process by `_start_worker`: per part, the lines it has read, and 1
+# once it has read them all.
+_READ: list[Synchronized[int]] = []
+_DONE: list[Synchronized[int]] = []
+
+
+def _start_worker(read: list[Synchronized[int]], done: list[Synchronized[int]]) -> None:
+    _READ[:] = read
+    _DONE[:] = done
+
+
+def _worker(paths: list[Path], rules: Rules, shard: int, shards: int) -> Part:
+    def progress(lines: int) -> None:
+        _READ[shard].value = lines
+
+    def read_all() -> None:
+        _DONE[shard].value = 1
+
+    return read_part(paths, rules, shard, shards, None, progress, read_all)
+
+
+def _in_parallel(
+    paths: list[Path], rules: Rules, jobs: int, progress: ProgressFn | None,
+    phase: Callable[[str], None] | None,
+) -> list[Part]:
+    """Every part in a worker process of its own ("spawn": a fresh interpreter, nothing of
+    this process's threads); the caller's progress follows the slowest reader."""
+    ctx = multiprocessing.get_context("spawn")
+    read = [ctx.Value("q", 0) for _ in range(jobs)]
+    done = [ctx.Value("b", 0) for _ in range(jobs)]
+    with ctx.Pool(jobs, _start_worker, (read, done)) as pool:
+        result = pool.starmap_async(_worker, [(paths, rules, k, jobs) for k in range(jobs)])
+        reading = True
+        while True:
+            result.wait(0.2)
+            finished = result.ready()  # then what the workers said last is read below
+            if progress is not None:
+                progress(min(r.value for r in read))
+            if reading and all(d.value for d in done):
+                reading = False
+                if phase is not None:
+                    phase("evaluating cases")
+            if finished:
+                return result.get()
 
 
 def build_report(
@@ -58,45 +189,51 @@ def build_report(
     dead: DeadLetterFile | None = None,
     progress: ProgressFn | None = None,
     phase: Callable[[str], None] | None = None,
+    jobs: int = 1,
 ) -> Report:
     """`progress(lines)` is called while reading; `phase(what)` when the work turns to
-    something without a count (evaluating the cases)."""
+    something without a count (evaluating the cases). `jobs` worker processes share the
+    cases (standard input is read by one process)."""
     dead = dead or DeadLetterFile(None)
-    stats = ReportStats()
-    engine = Engine(rules or Rules(), keep_clocks=False)  # the report reads counters only
-    for got in ingested(paths):
-        stats.lines += 1
-        if stats.lines % PROGRESS_EVERY == 0:
-            # what was read so far lives until the end: keep the collector off it
-            gc.freeze()
-            if progress is not None:
-                progress(stats.lines)
-        if isinstance(got, DeadLetter):
-            stats.rejected[got.reason] += 1
-            dead.add(got)
-            continue
-        stats.events += 1
-        stats.by_type[got.type] += 1
-        engine.add(got.case_id, got.fact)
-    if progress is not None:
-        progress(stats.lines)
-    if phase is not None:
-        phase("evaluating cases")
-    counts = engine.settle()  # from nothing: the deltas are the counters
-    if engine.newest_us is not None:
-        stats.newest_day = local_day(engine.newest_us)
-    if engine.duplicates:
-        stats.ignored[DUPLICATE] = engine.duplicates
-    for case_id, anomalies in engine.anomalies.items():
-        for reason, fact in anomalies:
-            if local_day(fact.ts) > period.as_of:
-                continue  # after the snapshot: not taken into account
-            name = ANOMALY_REASONS[reason]
-            stats.ignored[name] += 1
-            dead.add(DeadLetter(
-                f"case {case_id}", name,
-                f"event '{fact.event_id}' fits no clock of its case ({_WHY[reason]})", "",
-            ))
+    rules = rules or Rules()
+    paths = list(paths)
+    if jobs > 1 and STDIN not in paths:
+        parts = _in_parallel(paths, rules, jobs, progress, phase)
+    else:
+        def read_all() -> None:
+            if phase is not None:
+                phase("evaluating cases")
+
+        parts = [read_part(paths, rules, 0, 1, dead.add, progress, read_all)]
+    return merged(parts, period, unit, dead)
+
+
+def merged(parts: list[Part], period: Period, unit: str | None, dead: DeadLetterFile) -> Report:
+    """One report of the parts: counters and counts summed, dead letters in line order,
+    then the events that fit no clock by case id (the same whatever the parts)."""
+    for _, _, letter in sorted((d for p in parts for d in p.dead), key=lambda d: (d[0], d[1])):
+        dead.add(letter)
+    stats = ReportStats(lines=parts[0].stats.lines)  # every part reads every line
+    for part in parts:
+        stats.events += part.stats.events
+        stats.by_type.update(part.stats.by_type)
+        stats.rejected.update(part.stats.rejected)
+        stats.ignored.update(part.stats.ignored)
+    newest = [p.newest_us for p in parts if p.newest_us is not None]
+    if newest:
+        stats.newest_day = local_day(max(newest))
+    for case_id, reason, fact in sorted(
+        (a for p in parts for a in p.anomalies), key=lambda a: a[0]
+    ):
+        if local_day(fact.ts) > period.as_of:
+            continue  # after the snapshot: not taken into account
+        name = ANOMALY_REASONS[reason]
+        stats.ignored[name] += 1
+        dead.add(DeadLetter(
+            f"case {case_id}", name,
+            f"event '{fact.event_id}' fits no clock of its case ({_WHY[reason]})", "",
+        ))
+    counts = [c for p in parts for c in p.counts]
     return Report(period, rows_for(counts, period, unit), stats)
 
 

@@ -27,8 +27,8 @@ from models.indicators import (
 )
 
 __all__ = [
-    "DUPLICATE", "ENDED", "ClockView", "Fact", "Outcome", "Rules", "evaluate", "is_start",
-    "lone_views", "to_fact",
+    "DUPLICATE", "ENDED", "ClockView", "Fact", "Outcome", "Rules", "evaluate", "fact_of",
+    "is_start", "lone_views", "to_fact",
 ]
 
 R_CONTACT_REQ, R_CONTACT_DONE, R_ASSESS_NEEDED, R_ASSESS_DONE = 0, 1, 2, 3
@@ -82,8 +82,16 @@ _new_fact = tuple.__new__
 
 def to_fact(event: Event) -> Fact:
     """Reduce a validated event to a Fact (pure; no I/O)."""
-    etype = event["type"]
-    attrs: Mapping[str, Any] = event.get("attributes") or _NO_ATTRS
+    return fact_of(
+        event["type"], to_micros(event["occurred_at"]), event["event_id"], event["unit_id"],
+        event.get("patient_ref"), event.get("attributes") or _NO_ATTRS,
+    )
+
+
+def fact_of(etype: str, ts: int, event_id: str, unit: str, patient_ref: str | None,
+            attrs: Mapping[str, Any]) -> Fact:
+    """The Fact of a validated event given by its fields (`ts` in µs since the epoch): the
+    one reduction behind `to_fact` and the typed decoder (models.decode)."""
     rank = TYPE_RANK[etype]
     ind = NO_INDICATOR
     flag = 0
@@ -98,7 +106,7 @@ def to_fact(event: Event) -> Fact:
             opened = ORDER[found.id] if found is not None else NO_INDICATOR
         if opened >= 0:
             ind = opened
-            text = event.get("patient_ref")
+            text = patient_ref
     elif rank == R_ASSESS_DONE:
         flag = int(attrs["profession"] in LICENSED_PROFESSIONS)
     elif rank in (R_PAUSE, R_RESUME):
@@ -108,10 +116,7 @@ def to_fact(event: Event) -> Fact:
     elif rank == R_TRANSFER:
         text = attrs["to_unit_id"]
     # tuple.__new__ skips the generated NamedTuple constructor: this runs once per event
-    return _new_fact(Fact, (
-        to_micros(event["occurred_at"]), rank, event["event_id"], event["unit_id"], ind, flag,
-        text,
-    ))
+    return _new_fact(Fact, (ts, rank, event_id, unit, ind, flag, text))
 
 
 @dataclass(frozen=True, slots=True)

@@ -78,15 +78,18 @@ def period_from(as_of: date, first: date | None, last: date | None) -> Period:
 def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
     from consumers.deadletter import DeadLetterFile
     from consumers.logs import LogError
-    from consumers.report import build_report
+    from consumers.report import build_report, default_jobs
     from vardgaranti.progress import line_progress
 
     period = period_from(args.as_of, args.from_, args.to)
+    jobs = default_jobs(args.files) if args.jobs is None else args.jobs
+    if jobs < 1:
+        raise UsageError(f"--jobs: {jobs} is not a number of processes (1 or more)")
     with DeadLetterFile(args.dead_letter) as dead, line_progress("reading events") as tick:
         try:
             report = build_report(
                 args.files, period, unit=args.unit, rules=settings.rules(), dead=dead,
-                progress=tick, phase=tick.phase,
+                progress=tick, phase=tick.phase, jobs=jobs,
             )
         except LogError as exc:
             raise UsageError(str(exc)) from None
@@ -649,6 +652,9 @@ def build_parser() -> argparse.ArgumentParser:
     fmt(p)
     p.add_argument("--dead-letter", type=Path, metavar="FILE",
                    help="write rejected lines here, as JSON lines")
+    p.add_argument("--jobs", type=int, metavar="N",
+                   help="worker processes sharing the cases (default: the number of cores; "
+                        "1: this process only; standard input is read by one process)")
 
     p = command(
         "generate", "write a synthetic event log for the region",
