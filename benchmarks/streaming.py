@@ -127,14 +127,15 @@ class BenchStack(Stack):
             wait_ready(proc, self)
         return proc
 
+    def changelogs(self) -> list[str]:
+        return [f"{self.app_id}-cases-changelog", f"{self.app_id}-counts-changelog"]
+
     def internal_topics(self) -> list[str]:
         """What the worker writes per event besides notices and dead letters."""
-        return [f"{self.app_id}-deltas", f"{self.app_id}-cases-changelog",
-                f"{self.app_id}-counts-changelog"]
+        return [f"{self.app_id}-deltas", *self.changelogs()]
 
     def sink_topics(self) -> list[str]:
-        return [f"{self.app_id}-cases-changelog", f"{self.app_id}-counts-changelog",
-                self.topics["dlq"], self.topics["breaches"]]
+        return [*self.changelogs(), self.topics["dlq"], self.topics["breaches"]]
 
 
 def wait(what: str, check: Callable[[], bool], timeout_s: float, stack: Stack,

@@ -22,4 +22,3 @@ def test_fetch_wait_and_linger_reach_the_worker_clients(tmp_path: Path) -> None:
         return consumer._fetch_max_wait_ms, producer.linger_ms
 
     assert asyncio.run(created()) == (25, 7)
-
