@@ -444,13 +444,17 @@ def backlog(stack: BenchStack, path: Path, *, with_sink: bool = False,
 # ---------------------------------------------------------------- pass 3: latency
 
 
+_LETTERS = str.maketrans("0123456789", "ghijklmnop")
+
+
 def probe_event(n: int, run: str, occurred: datetime, unit: str) -> tuple[bytes, bytes]:
     """(key, value) of a same-day contact request that opens one new clock."""
     case_id = f"probe-{run}-{n}"
     value = orjson.dumps({
         "event_id": f"ev-{case_id}", "type": "contact.requested", "case_id": case_id,
         "occurred_at": occurred.isoformat(timespec="seconds"), "unit_id": unit,
-        "patient_ref": f"p-{run}{n:x}", "attributes": {"channel": "phone"},
+        # digits spelt as letters: a run id of digits would look like a personnummer
+        "patient_ref": f"p-{run.translate(_LETTERS)}-{n:x}", "attributes": {"channel": "phone"},
     })
     return case_id.encode(), value
 
