@@ -21,6 +21,7 @@ mock broker started for the run or on the Kafka named by VARDGARANTI_BENCH_KAFKA
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import http.client
 import json
@@ -126,9 +127,15 @@ class BenchStack(Stack):
             wait_ready(proc, self)
         return proc
 
+    def changelogs(self) -> list[str]:
+        return [f"{self.app_id}-cases-changelog", f"{self.app_id}-counts-changelog"]
+
+    def internal_topics(self) -> list[str]:
+        """What the worker writes per event besides notices and dead letters."""
+        return [f"{self.app_id}-deltas", *self.changelogs()]
+
     def sink_topics(self) -> list[str]:
-        return [f"{self.app_id}-cases-changelog", f"{self.app_id}-counts-changelog",
-                self.topics["dlq"], self.topics["breaches"]]
+        return [*self.changelogs(), self.topics["dlq"], self.topics["breaches"]]
 
 
 def wait(what: str, check: Callable[[], bool], timeout_s: float, stack: Stack,
@@ -255,6 +262,64 @@ def publish(stack: Stack, path: Path) -> tuple[int, float]:
     return stats.lines, stats.seconds
 
 
+def end_offsets(bootstrap: str, topics: Sequence[str]) -> int:
+    """Records written to these topics (all are the run's own, so they start at offset 0)."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    try:
+        parts = [TopicPartition(t, p) for t in topics
+                 for p in consumer.partitions_for_topic(t) or ()]
+        return sum(consumer.end_offsets(parts).values()) if parts else 0
+    finally:
+        consumer.close()
+
+
+def settled_end_offsets(bootstrap: str, topics: Sequence[str], every_s: float = 0.5,
+                        timeout_s: float = 30.0) -> int:
+    """`end_offsets` once it stops growing: the worker's last changelog writes may still be in
+    flight when its consumer lag is gone."""
+    last, deadline = -1, time.monotonic() + timeout_s
+    while (now := end_offsets(bootstrap, topics)) != last and time.monotonic() < deadline:
+        last = now
+        time.sleep(every_s)
+    return now
+
+
+def bare_consumer(stack: Stack, rounds: int = 3, timeout_s: float = 900.0) -> tuple[int, float]:
+    """(records, seconds) for a bare aiokafka consumer, no group and no processing, to read
+    the events topic from its start: the ceiling for any Python consumer on this broker.
+    The best of a few rounds: one takes well under a second, so the others' load shows."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    topic = stack.topics["events"]
+    records = end_offsets(stack.bootstrap, [topic])
+
+    async def drain() -> float:
+        consumer = AIOKafkaConsumer(bootstrap_servers=stack.bootstrap, enable_auto_commit=False)
+        await consumer.start()
+        try:
+            parts = [TopicPartition(topic, p) for p in range(stack.partitions)]
+            consumer.assign(parts)
+            best = float("inf")
+            for _ in range(rounds):
+                await consumer.seek_to_beginning(*parts)
+                started, seen = time.monotonic(), 0
+                while seen < records:
+                    batches = await consumer.getmany(timeout_ms=1000)
+                    seen += sum(len(batch) for batch in batches.values())
+                best = min(best, time.monotonic() - started)
+            return best
+        finally:
+            await consumer.stop()
+
+    try:
+        return records, asyncio.run(asyncio.wait_for(drain(), timeout_s))
+    except TimeoutError:
+        raise BenchError(f"the bare consumer did not read {records} records in "
+                         f"{timeout_s:.0f} s") from None
+
+
 class SinkProgress:
     """How far the sink is behind: records of its topics its group has not committed."""
 
@@ -298,6 +363,8 @@ class Backlog:
     publish_s: float
     startup_s: float  # process start until /readyz
     worker_s: float  # ready until every line is accounted for and nothing lags
+    bare_s: float  # a bare consumer reading the events topic, before the worker starts
+    messages: int = 0  # records the worker wrote to its deltas topic and changelogs
     sink_s: float | None = None  # ready until the sink has committed everything
     rss_mb: float = 0.0
     peak_rss_mb: float = 0.0
@@ -312,6 +379,9 @@ def backlog(stack: BenchStack, path: Path, *, with_sink: bool = False,
     """Publish the whole log, then start one worker (and a sink) and time the catch-up."""
     stack.create_topics()
     lines, publish_s = publish(stack, path)
+    bare_records, bare_s = bare_consumer(stack)
+    if bare_records != lines:
+        raise BenchError(f"{lines} lines published but {bare_records} records on the topic")
     started = time.monotonic()
     worker = stack.worker()
     ready = wait_ready(worker, stack)
@@ -339,7 +409,9 @@ def backlog(stack: BenchStack, path: Path, *, with_sink: bool = False,
     wait("the worker to process most lines", lambda: done() or seen >= 0.9 * lines,
          timeout_s, stack, every_s=2.0)
     finished = wait("the worker to process every line", done, timeout_s, stack, every_s=0.5)
-    result = Backlog(lines, publish_s, ready - started, finished - ready, worker=worker)
+    result = Backlog(lines, publish_s, ready - started, finished - ready, bare_s,
+                     messages=settled_end_offsets(stack.bootstrap, stack.internal_topics()),
+                     worker=worker)
     if sink is not None:
         progress = SinkProgress(stack)
         caught_up: list[float] = []
@@ -372,13 +444,17 @@ def backlog(stack: BenchStack, path: Path, *, with_sink: bool = False,
 # ---------------------------------------------------------------- pass 3: latency
 
 
+_LETTERS = str.maketrans("0123456789", "ghijklmnop")
+
+
 def probe_event(n: int, run: str, occurred: datetime, unit: str) -> tuple[bytes, bytes]:
     """(key, value) of a same-day contact request that opens one new clock."""
     case_id = f"probe-{run}-{n}"
     value = orjson.dumps({
         "event_id": f"ev-{case_id}", "type": "contact.requested", "case_id": case_id,
         "occurred_at": occurred.isoformat(timespec="seconds"), "unit_id": unit,
-        "patient_ref": f"p-{run}{n:x}", "attributes": {"channel": "phone"},
+        # digits spelt as letters: a run id of digits would look like a personnummer
+        "patient_ref": f"p-{run.translate(_LETTERS)}-{n:x}", "attributes": {"channel": "phone"},
     })
     return case_id.encode(), value
 
@@ -628,6 +704,9 @@ def run(scale: float = 0.03, year: int = 2024, partitions: int = 6, *, with_sink
             out.update(lines=b.lines, publish_events_per_s=b.lines / b.publish_s,
                        worker_startup_s=b.startup_s, worker_s=b.worker_s,
                        worker_events_per_s=b.lines / b.worker_s, worker_rss_mb=b.rss_mb,
+                       bare_consumer_events_per_s=b.lines / b.bare_s,
+                       worker_share_of_bare=b.bare_s / b.worker_s,
+                       messages_per_event=b.messages / b.lines,
                        worker_peak_rss_mb=b.peak_rss_mb)
             assert b.worker is not None
             console.print(f"  latency: {rate:g} probes/s for {seconds:g} s …")
@@ -676,6 +755,11 @@ def table(r: dict[str, float], path: Path, mock: bool) -> Table:
         ("publish (replay --to-kafka), events/s", f"{r['publish_events_per_s']:,.0f}"),
         ("worker start until ready, s", f"{r['worker_startup_s']:.1f}"),
         ("one worker, events/s", f"{r['worker_events_per_s']:,.0f}"),
+        ("bare aiokafka consumer, same topic (ceiling), events/s",
+         f"{r['bare_consumer_events_per_s']:,.0f}"),
+        ("one worker, share of the ceiling", f"{r['worker_share_of_bare']:.1%}"),
+        ("Kafka messages written per event (deltas + changelogs)",
+         f"{r['messages_per_event']:.2f}"),
         ("worker RSS after the backlog, MB", f"{r['worker_rss_mb']:,.0f}"),
     ]
     if "sink_events_per_s" in r:
@@ -760,4 +844,8 @@ def step(ctx: Context) -> StepResult:
                figures["worker_events_per_s"] >= 10_000),
         Figure("event -> metric p99", p99, "s", "< 2 s", p99 < 2.0),
         Figure("publish (replay --to-kafka)", figures["publish_events_per_s"], "events/s"),
+        Figure("bare aiokafka consumer (ceiling)", figures["bare_consumer_events_per_s"],
+               "events/s"),
+        Figure("one worker, share of the ceiling", figures["worker_share_of_bare"] * 100, "%"),
+        Figure("messages per event", figures["messages_per_event"], "records"),
     ], data=figures)

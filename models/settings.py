@@ -48,6 +48,12 @@ class Settings(BaseSettings):
     kafka_session_timeout: float = Field(
         60.0, gt=0, description="seconds before a silent worker leaves its group")
     kafka_heartbeat_interval: float = Field(3.0, gt=0, description="seconds between heartbeats")
+    # Kafka answers a waiting fetch as soon as data arrives, so the wait only bounds an idle
+    # poll; linger trades a few ms of latency for fewer, larger produce requests.
+    kafka_fetch_max_wait_ms: int = Field(
+        500, ge=0, description="longest a worker's fetch waits on the broker for data")
+    kafka_producer_linger_ms: int = Field(
+        5, ge=0, description="how long a worker's producer waits to fill a batch")
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = (
         "PLAINTEXT"
     )

@@ -12,8 +12,10 @@ import ssl
 from dataclasses import dataclass
 from typing import Any
 
+import aiokafka
 import faust
-from faust.types import TableT
+from faust.transport.drivers import aiokafka as faust_aiokafka
+from faust.types import TableT, TransportT
 
 from consumers.kafka_config import check as check_kafka
 from models.settings import Settings
@@ -51,6 +53,38 @@ def credentials(settings: Settings) -> faust.types.auth.CredentialsT | None:
     )
 
 
+class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
+    """Faust hard-codes its consumer's fetch wait (1.5 s); ours comes from the settings."""
+
+    def _create_worker_consumer(
+            self, transport: faust_aiokafka.Transport) -> aiokafka.AIOKafkaConsumer:
+        consumer = super()._create_worker_consumer(transport)
+        app = self.consumer.app
+        assert isinstance(app, MonitorApp)
+        consumer._fetch_max_wait_ms = app.fetch_max_wait_ms  # read when the consumer starts
+        return consumer
+
+
+class _Consumer(faust_aiokafka.Consumer):
+    def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
+        return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+
+class _Transport(faust_aiokafka.Transport):
+    Consumer = _Consumer
+
+
+class MonitorApp(faust.App):
+    """A Faust app whose worker consumer waits on a fetch at most `fetch_max_wait_ms`."""
+
+    def __init__(self, id: str, *, fetch_max_wait_ms: int, **config: Any) -> None:
+        self.fetch_max_wait_ms = fetch_max_wait_ms
+        super().__init__(id, **config)
+
+    def _new_transport(self) -> TransportT:
+        return _Transport(self.conf.broker_consumer, self)
+
+
 @dataclass
 class Monitor:
     """The app and its building blocks, handed to the agents and the web server."""
@@ -83,9 +117,11 @@ def build(settings: Settings, **overrides: Any) -> Monitor:
         "producer_acks": -1,
         "broker_session_timeout": settings.kafka_session_timeout,
         "broker_heartbeat_interval": settings.kafka_heartbeat_interval,
+        "producer_linger": settings.kafka_producer_linger_ms / 1000,
     }
     config.update(overrides)
-    app = faust.App(settings.app_id, **config)
+    app = MonitorApp(settings.app_id, fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
+                     **config)
     raw: dict[str, Any] = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw",
                            "value_serializer": "raw"}
     n = settings.partitions

@@ -76,6 +76,9 @@ def test_probe_events_are_valid_and_distinct() -> None:
     assert not isinstance(first, Rejection), first
     assert first["case_id"].encode() == k1 and first["type"] == "contact.requested"
     assert orjson.loads(v2)["event_id"] != orjson.loads(v1)["event_id"]
+    # a random run id of digits only must not make a personnummer-shaped patient reference
+    assert not any(isinstance(parse_event(probe_event(n, "12345678", when, "vc-a")[1]),
+                              Rejection) for n in range(300))
 
 
 def test_slope_is_least_squares() -> None:

@@ -17,6 +17,8 @@ mock advertises the translator addresses in Metadata/FindCoordinator responses
   versions it cannot parse (JoinGroup <= 5, SyncGroup <= 3, LeaveGroup <= 2) and with
   CreateTopics (v0-v4) and DeleteTopics (v0-v3) added;
 * answers CreateTopics and DeleteTopics through the mock's C API;
+* caps a Fetch's wait for data at ``FETCH_MAX_WAIT_CAP_MS``: the mock answers a waiting fetch
+  only at its deadline, Kafka as soon as data arrives;
 * forwards every other request byte for byte (and drops the mock's reply to an ``acks=0``
   Produce, which a real broker would not send);
 * when the mock refuses a follower's SyncGroup because the leader synced first, answers it with
@@ -60,6 +62,7 @@ from pathlib import Path
 HOST = "127.0.0.1"
 
 API_PRODUCE = 0
+API_FETCH = 1
 API_METADATA = 3
 API_SYNC_GROUP = 14
 API_API_VERSIONS = 18
@@ -82,6 +85,11 @@ ERR_TOPIC_EXISTS = 36
 ERR_INVALID_PARTITIONS = 37
 ERR_INVALID_REPLICATION_FACTOR = 38
 ERR_INVALID_REQUEST = 42
+
+#: The longest a Fetch may wait for data. The mock answers a waiting fetch only at its
+#: deadline, while Kafka answers as soon as data arrives; a short cap makes a consumer that
+#: waits the mock's way fetch again soon, as it would get the data soon from Kafka.
+FETCH_MAX_WAIT_CAP_MS = 20
 
 #: ``MOCK_BROKER_TRACE=1``: log every request (and the mock's debug output) to stderr.
 TRACE = os.environ.get("MOCK_BROKER_TRACE", "") not in ("", "0")
@@ -145,7 +153,8 @@ class Reader:
     def skip_tagged_fields(self) -> None:
         for _ in range(self.uvarint()):
             self.uvarint()  # tag
-            self.pos += self.uvarint()  # size, then the data
+            size = self.uvarint()  # (`pos += uvarint()` would add to the pos before the size)
+            self.pos += size
 
 
 def i16(value: int) -> bytes:
@@ -212,6 +221,20 @@ def produce_expects_response(payload: bytes, header: RequestHeader) -> bool:
         else:
             reader.nullable_string()
     return reader.int16() != 0
+
+
+def cap_fetch_wait(payload: bytes, header: RequestHeader,
+                   cap_ms: int = FETCH_MAX_WAIT_CAP_MS) -> bytes:
+    """The Fetch request with its MaxWaitMs lowered to `cap_ms` (if it was longer)."""
+    reader = Reader(payload, header.body_offset)
+    if header.api_version >= 12:  # flexible: the header's tagged fields come first
+        reader.skip_tagged_fields()
+    if header.api_version < 15:  # replica_id, moved into a tagged field in v15
+        reader.int32()
+    at = reader.pos
+    if reader.int32() <= cap_ms:
+        return payload
+    return payload[:at] + i32(cap_ms) + payload[at + 4:]
 
 
 def blocking_request(port: int, api_key: int, version: int, body: bytes) -> Reader:
@@ -559,6 +582,8 @@ class Translator:
                         produce_expects_response(payload, header))
                     fix = (self.sync_group.request(header, payload)
                            if header.api_key == API_SYNC_GROUP else None)
+                    if header.api_key == API_FETCH:
+                        payload = cap_fetch_wait(payload, header)
                 except (struct.error, IndexError, UnicodeDecodeError) as exc:
                     print(f"mock_broker: malformed request, closing: {exc!r}", file=sys.stderr)
                     return
