@@ -54,6 +54,7 @@ from models.settings import Settings
 log = logging.getLogger("vardgaranti.sink")
 
 MAX_BACKOFF_S = 30.0
+COMMIT_TIMEOUT_MS = 5_000
 
 
 def topics(settings: Settings) -> dict[str, str]:
@@ -233,8 +234,9 @@ class Sink:
             self.write(batch)
             if self.stop.is_set() and not self.store_ok:
                 break  # stopped while the store was down: do not commit what was not written
-            try:
-                self.consumer.commit()
+            try:  # bounded: without a timeout kafka-python retries a commit until the broker
+                # is back, and a blocked sink could not tell /readyz that it is not
+                self.consumer.commit(timeout_ms=COMMIT_TIMEOUT_MS)
             except Exception as exc:  # a rebalance: the records come again, writes are idempotent
                 log.warning("offset commit failed (%s); the records will be written again", exc)
             for rec in records:
@@ -256,6 +258,11 @@ class Sink:
             except KafkaError as exc:  # kafka-python raises when it cannot reach the broker
                 self.broker_ok = False
                 backoff.wait(str(exc))
+                continue
+            if self.assigned and _coordinator_lost(self.consumer):
+                # poll returns empty-handed rather than raising when the broker went away
+                self.broker_ok = False
+                backoff.wait("the group coordinator cannot be reached")
                 continue
             if not self.broker_ok:
                 log.warning("broker reachable again")
@@ -365,3 +372,11 @@ def run(settings: Settings) -> int:
     finally:
         server.should_exit = True
     return 0
+
+
+def _coordinator_lost(consumer: Any) -> bool:
+    """The consumer has lost its group coordinator: kafka-python marks it dead as soon as a
+    heartbeat or a fetch cannot reach the broker (no public accessor; the worker asks
+    aiokafka the same question)."""
+    coordinator = getattr(consumer, "_coordinator", None)
+    return coordinator is not None and bool(coordinator.coordinator_unknown())
