@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,16 +29,6 @@ pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 ALERTMANAGER = ROOT / "deploy" / "alertmanager" / "alertmanager.yml"
 UNIT = "bup-e2e"
-
-
-@pytest.fixture
-def stack(kafka_bootstrap: str, tmp_path: Path) -> Iterator[Stack]:
-    s = Stack(kafka_bootstrap, tmp_path)
-    s.create_topics()
-    try:
-        yield s
-    finally:
-        s.close()
 
 
 def _log(path: Path, *events: dict[str, Any]) -> Path:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import signal
 from collections import Counter
-from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -44,16 +43,6 @@ def log_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def reports(log_file: Path) -> dict[tuple[date, date], Report]:
     return {(a, b): build_report([log_file], Period.of(a, b, b)) for a, b in PERIODS}
-
-
-@pytest.fixture
-def stack(kafka_bootstrap: str, tmp_path: Path) -> Iterator[Stack]:
-    s = Stack(kafka_bootstrap, tmp_path)
-    s.create_topics()
-    try:
-        yield s
-    finally:
-        s.close()
 
 
 def assert_store_matches(stack: Stack, reports: dict[tuple[date, date], Report]) -> None:
