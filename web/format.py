@@ -71,3 +71,12 @@ def month_names(lang: Lang = "sv") -> list[str]:
 def local_time(iso: str) -> str:
     """An ISO instant as Stockholm wall-clock time, `2025-10-02 08:55` (Excel reads it)."""
     return datetime.fromisoformat(iso).astimezone(STOCKHOLM).strftime("%Y-%m-%d %H:%M")
+
+
+# Swedish alphabetical order ends ... x, y, z, å, ä, ö; code points put Ä before Å.
+_SWEDISH_TAIL = str.maketrans({"å": "z\U0010fffd", "ä": "z\U0010fffe", "ö": "z\U0010ffff"})
+
+
+def swedish_key(text: str) -> str:
+    """A sort key that orders names as a Swedish reader expects (Å, Ä, Ö after Z)."""
+    return text.casefold().translate(_SWEDISH_TAIL)

@@ -301,7 +301,9 @@ def mount_pages(app: FastAPI, source: Source, access: Access, fresh: Freshness) 
 
 
 def _unit_order(unit_id: str) -> tuple[int, str, str]:
+    """Units by group, hospital or town, then name, in Swedish alphabetical order."""
     meta = UNITS_BY_ID.get(unit_id)
     if meta is None:
         return (len(KIND_ORDER), "", unit_id)
-    return (KIND_ORDER[meta.kind], meta.hospital or meta.town, meta.name)
+    return (KIND_ORDER[meta.kind], fmt.swedish_key(meta.hospital or meta.town),
+            fmt.swedish_key(meta.name))

@@ -80,3 +80,10 @@ def test_figures_keep_answers_a_while_and_skip_empty_years() -> None:
     assert shares["besok_90"][:4] == [0.8, 0.8, 0.8, None]
     assert monthly_shares(months, "ALL")["besok_90"][0] == 0.8
     assert shares["samma_dag"][0] is None
+
+
+def test_names_sort_in_swedish_order() -> None:
+    from web.format import swedish_key
+
+    names = ["Östra", "Ängen", "Åby", "Zeta", "aby", "Västerås"]
+    assert sorted(names, key=swedish_key) == ["aby", "Västerås", "Zeta", "Åby", "Ängen", "Östra"]
