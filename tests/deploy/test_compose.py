@@ -150,6 +150,15 @@ def test_no_database_url_carries_a_password(compose: Compose) -> None:
                 assert make_url(value).password is None, f"{service}: password in {key}"
 
 
+def test_the_worker_reads_back_from_the_sinks_store(compose: Compose) -> None:
+    """Final cases leave the worker's memory only once the store holds them: the worker
+    must open the store the sink writes, not a file of its own (docs/live-view.md)."""
+    url = compose.env("sink")["VARDGARANTI_DATABASE_URL"]
+    assert compose.env("worker").get("VARDGARANTI_DATABASE_URL") == url
+    assert compose.env("worker").get("PGPASSWORD") == compose.env("sink")["PGPASSWORD"]
+    assert compose.depends_on("worker").get("postgres") == "service_healthy"
+
+
 # ---------------------------------------------------------------- the app's commands
 
 
