@@ -8,11 +8,14 @@ from __future__ import annotations
 import gzip
 import io
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
 from typing import IO, cast
+
+from models.deadletter import DeadLetter
+from models.ingest import Ingested, ingest
 
 STDIN = Path("-")
 _GZIP_MAGIC = b"\x1f\x8b"
@@ -74,17 +77,20 @@ def read_lines(path: Path) -> Iterator[tuple[int, bytes]]:
             raise LogError(f"{path}: cannot read: {exc}") from exc
 
 
-def position(path: Path, lineno: int) -> str:
-    """Where a line came from, as dead letters are keyed: the log's full path and the line,
-    so that two logs of one name in different folders never share a key. Standard input
-    is named with the time this run started reading it."""
-    return f"{source_name(path)}:{lineno}"
-
-
 def source_name(path: Path) -> str:
-    """The name `position` gives a log: found once per log, not per line (resolving a path
-    asks the file system)."""
+    """How dead letters name a log (`NAME:LINE`): its full path, so that two logs of one
+    name in different folders never share a key; standard input is named with the time
+    this run started reading it. Found once per log, not per line (resolving a path asks
+    the file system)."""
     return _stdin_name() if path == STDIN else str(path.resolve())
+
+
+def ingested(paths: Iterable[Path]) -> Iterator[Ingested | DeadLetter]:
+    """Every line of the logs through the one ingest step."""
+    for path in paths:
+        name = source_name(path)
+        for lineno, raw in read_lines(path):
+            yield ingest(raw, f"{name}:{lineno}")
 
 
 @cache

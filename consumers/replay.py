@@ -16,7 +16,7 @@ from itertools import groupby
 from operator import itemgetter
 from pathlib import Path
 
-from consumers.report import ingested
+from consumers.logs import ingested
 from consumers.store import Store
 from models.clocks import ClockView, Fact, Rules
 from models.deadletter import DeadLetter

@@ -47,14 +47,6 @@ class Report:
     stats: ReportStats
 
 
-def ingested(paths: Iterable[Path]) -> Iterator[Ingested | DeadLetter]:
-    """Every line of the logs through the one ingest step."""
-    for path in paths:
-        name = source_name(path)
-        for lineno, raw in read_lines(path):
-            yield ingest(raw, f"{name}:{lineno}")
-
-
 def _ingested_part(
     paths: Iterable[Path], shard: int, shards: int,
 ) -> Iterator[tuple[int, int, Ingested | DeadLetter | None]]:

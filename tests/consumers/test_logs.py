@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from consumers.logs import STDIN, LogError, position, read_lines
+from consumers.logs import STDIN, LogError, ingested, read_lines
+from models.deadletter import DeadLetter
 
 
 def test_directory_and_missing_file_are_named(tmp_path: Path) -> None:
@@ -31,11 +32,19 @@ def test_standard_input_plain_or_gzip(compress: bool, monkeypatch: pytest.Monkey
     assert list(read_lines(STDIN)) == [(1, b'{"a": 1}'), (3, b'{"b": 2}')]
 
 
-def test_position_is_the_full_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def _sources(path: Path) -> list[str]:
+    return [got.source for got in ingested([path]) if isinstance(got, DeadLetter)]
+
+
+def test_dead_letters_name_the_full_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
-    assert position(Path("x.jsonl"), 7) == f"{tmp_path.resolve() / 'x.jsonl'}:7"
-    assert position(Path("a/../x.jsonl"), 7) == position(Path("x.jsonl"), 7)
-    assert position(STDIN, 3).startswith("<stdin ") and position(STDIN, 3).endswith(">:3")
+    (tmp_path / "a").mkdir()
+    (tmp_path / "x.jsonl").write_bytes(b"{}\n" * 6 + b"not json\n")
+    assert _sources(Path("x.jsonl"))[-1] == f"{tmp_path.resolve() / 'x.jsonl'}:7"
+    assert _sources(Path("a/../x.jsonl")) == _sources(Path("x.jsonl"))
+    monkeypatch.setattr(sys, "stdin", _Stdin(b"{}\n{}\nnot json\n"))
+    stdin = _sources(STDIN)[-1]
+    assert stdin.startswith("<stdin ") and stdin.endswith(">:3")
 
 
 def test_standard_input_is_read_once(monkeypatch: pytest.MonkeyPatch) -> None:
