@@ -28,6 +28,7 @@ from models.worklist import AtRisk
 from web.auth import Access
 from web.metrics import exposition
 from web.pages import Freshness, mount_pages
+from web.reads import NotKept
 
 log = logging.getLogger("vardgaranti.api")
 
@@ -122,7 +123,10 @@ def create_app(
             period = Period.of(first, last, snap)
         except ValueError as exc:
             raise HTTPException(422, str(exc)) from None
-        rows = arrange(source.per_unit(period, indicator), unit)
+        try:
+            rows = arrange(source.per_unit(period, indicator), unit)
+        except NotKept as exc:
+            raise HTTPException(422, str(exc)) from None
         return _json({
             "as_of": snap.isoformat(), "from": first.isoformat(), "to": last.isoformat(),
             "window": window if from_ is None else "custom",

@@ -19,6 +19,10 @@ from models.worklist import AtRisk
 History = Callable[[Period, str | None], dict[Group, Row]]
 
 
+class NotKept(LookupError):
+    """A period the source no longer holds (one line saying why: the API answers 422)."""
+
+
 @dataclass(frozen=True)
 class LiveSource:
     view: LiveView
