@@ -36,7 +36,7 @@ from sqlmodel import SQLModel, create_engine
 from consumers import sqlviews
 from consumers.deadletter import DeadLetter
 from consumers.running import with_running
-from models.calendar import from_micros
+from models.calendar import end_of_day_micros, from_micros
 from models.clocks import ENDED, ClockView, Fact
 from models.indicators import INDICATORS, ORDER
 from models.measures import MEASURE_CODES, MEASURE_NAMES, Key, Period, Row
@@ -287,6 +287,21 @@ class Store:
         with self.engine.connect() as conn:
             for row in conn.execution_options(yield_per=50_000).execute(query):
                 yield row[0], Fact(*row[1:])
+
+    def worklist_cases(self, day: int, indicator: str | None = None
+                       ) -> dict[str, list[Fact]]:
+        """The facts of the cases that may have had an open clock at the end of `day`: one
+        started by then and not fulfilled before (a cancelled clock has no end time kept)."""
+        end = from_micros(end_of_day_micros(day))  # as the clock rows are written
+        c = CLOCKS.c
+        query = select(c.case_id).distinct().where(
+            c.started_at <= end,
+            or_(c.fulfilled_at.is_(None), c.fulfilled_at > end))
+        if indicator is not None:
+            query = query.where(c.indicator == indicator)
+        with self.engine.connect() as conn:
+            ids = [r[0] for r in conn.execute(query)]
+        return self.facts_of(ids)
 
     def counters_of(self, keys: Iterable[Key]) -> dict[Key, int]:
         """The stored values of some counters (absent: 0)."""

@@ -99,6 +99,10 @@ def test_old_days_fold_and_every_figure_kept_is_the_reports(
     # a period reaching into the folded days: said plainly, not summed wrong
     with pytest.raises(NotKept, match=f"keeps the days after {through}"):
         worker.source().per_unit(Period.of(through, last, last))
+    # the worker keeps the clocks as they are now: an earlier worklist is refused
+    assert worker.source().at_risk(as_of=today) == worker.view.worklist()
+    with pytest.raises(NotKept, match=f"clocks at the watermark {today} only, not at {last}"):
+        worker.source().at_risk(as_of=last)
 
 
 def test_redelivered_events_and_deltas_after_a_fold_count_once(lines: list[bytes]) -> None:
