@@ -150,3 +150,21 @@ def test_a_folded_period_is_read_from_the_store(lines: list[bytes], tmp_path: Pa
     period = Period.of(through - timedelta(days=60), through, through)
     assert rows(worker, period) == report(lines, period, tmp_path)
     store.engine.dispose()
+
+
+def test_no_fold_before_the_deltas_in_flight_at_assignment_are_done(
+    lines: list[bytes],
+) -> None:
+    """Until the worker has processed the deltas that were on the topic when it got its
+    partitions (a crash may have left a day behind), it folds nothing."""
+    worker = fake_worker()
+    consumer: Any = worker.m.app.consumer
+    consumer.highwater = lambda tp: 10**9  # far ahead of anything processed
+    run(lines, worker)
+    assert worker.folded == 0
+    consumer.highwater = lambda tp: 0
+    worker._assignment = None  # a new assignment, nothing in flight
+    worker.refresh()
+    worker._folded_on = None
+    asyncio.run(worker._fold())
+    assert worker.folded > 100
