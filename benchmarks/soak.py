@@ -1,11 +1,17 @@
 """`make soak` / `python -m benchmarks.soak`: a worker and a sink held under a steady load.
 
 A generated log is replayed to the events topic at a fixed rate, by default 5× the region's
-peak inflow, for 10 minutes, through one `vardgaranti worker` and one `vardgaranti sink` on a
-mock broker of our own (or the Kafka named by VARDGARANTI_BENCH_KAFKA_BOOTSTRAP). Every 30 s
-it prints the events sent, the events the worker is done with, its consumer lag, and the
-resident memory of both processes; at the end, the memory slope (least squares over the
-samples after the first minute) and whether it levelled off.
+peak inflow, for 10 minutes (`--years N`: N generated years one after the other), through
+one `vardgaranti worker` and one `vardgaranti sink` on a mock broker of our own (or the Kafka
+named by VARDGARANTI_BENCH_KAFKA_BOOTSTRAP). Every 30 s it prints the events sent, the
+events the worker is done with, its consumer lag, and the resident memory of both processes;
+at the end, the memory slope (least squares over the samples after the warm-up, by default
+the first minute) and whether it levelled off.
+
+The worker keeps per-day counters for the longest window and the grace period (~390 days of
+event time) before it folds older days: its memory can only level off once the events are
+that far apart, so a soak that shows it replays more than a year, e.g. `--rate 40 --years 4
+--warm-up 240` (docs/performance.md).
 
 The peak inflow comes from the generator at scale 1 (the region's volumes, generate.py's
 hour-of-day, weekday and month profiles): the busiest hour of a generated 2024 holds 2,599
@@ -102,11 +108,11 @@ class Sample:
 
 
 class Replayer(threading.Thread):
-    """Sends the log's lines at a fixed rate until stopped or the log ends."""
+    """Sends the logs' lines at a fixed rate until stopped or the logs end."""
 
-    def __init__(self, stack: BenchStack, path: Path, rate: float) -> None:
+    def __init__(self, stack: BenchStack, paths: Sequence[Path], rate: float) -> None:
         super().__init__(name="replayer", daemon=True)
-        self.stack, self.path, self.rate = stack, path, rate
+        self.stack, self.paths, self.rate = stack, paths, rate
         self.sent = 0
         self.failed = 0
         self.first_error: str | None = None
@@ -120,7 +126,7 @@ class Replayer(threading.Thread):
         limiter = TokenBucket(self.rate, burst=1)
         topic = self.stack.topics["events"]
         try:
-            for _, line in read_lines(self.path):
+            for _, line in (x for path in self.paths for x in read_lines(path)):
                 if self.stop.is_set():
                     break
                 limiter.take()
@@ -142,10 +148,11 @@ class Soak:
     rate: float
     duration_s: float
     samples: list[Sample] = field(default_factory=list)
+    warm_up_s: float = WARM_UP_S
 
     def after_warm_up(self) -> list[Sample]:
-        # the sample taken at the end of the first minute (a little after it) is warm-up too
-        return [s for s in self.samples if s.t > WARM_UP_S + 1.0]
+        # the sample taken at the end of the warm-up (a little after it) is warm-up too
+        return [s for s in self.samples if s.t > self.warm_up_s + 1.0]
 
     def slope_mb_per_min(self, which: str) -> float:
         return 60 * slope([(s.t, getattr(s, which)) for s in self.after_warm_up()])
@@ -159,10 +166,11 @@ class Soak:
             "done": last.done, "final_lag": last.lag,
             "max_lag": max(s.lag for s in self.samples),
             "worker_rss_mb": last.worker_mb, "sink_rss_mb": last.sink_mb,
+            "warm_up_s": self.warm_up_s,
             "worker_rss_slope_mb_per_min": worker_slope, "sink_rss_slope_mb_per_min": sink_slope,
             # per event sent: what the worker keeps for each (its cases table grows by design)
             "worker_kb_per_event": worker_slope * 1024 / (60 * self.rate),
-            # 1 yes, 0 no, -1 too few samples after the first minute to tell
+            # 1 yes, 0 no, -1 too few samples after the warm-up to tell
             "levelled_off": (float(max(worker_slope, sink_slope) <= MAX_SLOPE_MB_PER_MIN)
                              if len(self.after_warm_up()) >= MIN_SAMPLES else -1.0),
         }
@@ -176,14 +184,14 @@ def scrape(scraper: Scraper, tries: int = 5) -> dict[str, float]:
     raise BenchError(f"the worker's /metrics did not answer {tries} times in a row")
 
 
-def soak(stack: BenchStack, path: Path, rate: float, duration_s: float, every_s: float,
-         console: Console) -> Soak:
+def soak(stack: BenchStack, paths: Sequence[Path], rate: float, duration_s: float,
+         every_s: float, console: Console, warm_up_s: float = WARM_UP_S) -> Soak:
     stack.create_topics()
     worker = stack.worker(wait=True)
     sink = stack.sink()  # after the worker made its changelogs (see streaming.backlog)
     scraper = Scraper(worker.port)
-    replayer = Replayer(stack, path, rate)
-    result = Soak(rate, duration_s)
+    replayer = Replayer(stack, paths, rate)
+    result = Soak(rate, duration_s, warm_up_s=warm_up_s)
     console.print(f"{'s':>5} {'sent':>8} {'done':>8} {'ev/s':>7} {'lag':>6} "
                   f"{'worker MB':>10} {'sink MB':>8}")
     started = time.monotonic()
@@ -223,8 +231,9 @@ def soak(stack: BenchStack, path: Path, rate: float, duration_s: float, every_s:
     return result
 
 
-def table(r: dict[str, float], path: Path) -> Table:
-    t = Table(title=f"soak ({path.name}, {r['rate_events_per_s']:.3g} events/s for "
+def table(r: dict[str, float], paths: Sequence[Path]) -> Table:
+    names = ", ".join(p.name for p in paths)
+    t = Table(title=f"soak ({names}, {r['rate_events_per_s']:.3g} events/s for "
                     f"{r['seconds']:.0f} s)", title_justify="left")
     t.add_column("figure")
     t.add_column("value", justify="right")
@@ -232,11 +241,11 @@ def table(r: dict[str, float], path: Path) -> Table:
         ("events sent / done by the worker", f"{r['sent']:,.0f} / {r['done']:,.0f}"),
         ("consumer lag: max / at the end", f"{r['max_lag']:,.0f} / {r['final_lag']:,.0f}"),
         ("worker RSS at the end, MB", f"{r['worker_rss_mb']:.1f}"),
-        ("worker RSS slope after the first minute, MB/min",
+        (f"worker RSS slope after {r['warm_up_s']:g} s, MB/min",
          f"{r['worker_rss_slope_mb_per_min']:+.2f}"),
         ("  = KB kept per event", f"{r['worker_kb_per_event']:+.2f}"),
         ("sink RSS at the end, MB", f"{r['sink_rss_mb']:.1f}"),
-        ("sink RSS slope after the first minute, MB/min",
+        (f"sink RSS slope after {r['warm_up_s']:g} s, MB/min",
          f"{r['sink_rss_slope_mb_per_min']:+.2f}"),
         (f"memory levelled off (both slopes ≤ {MAX_SLOPE_MB_PER_MIN} MB/min)",
          {1.0: "yes", 0.0: "NO"}.get(r["levelled_off"], "too short to tell")),
@@ -247,7 +256,8 @@ def table(r: dict[str, float], path: Path) -> Table:
 
 def run(duration_s: float = 600.0, rate: float | None = None, every_s: float = 30.0,
         partitions: int = 6, year: int = 2024, peak_from: Path | None = None,
-        console: Console | None = None) -> dict[str, float]:
+        console: Console | None = None, years: int = 1,
+        warm_up_s: float = WARM_UP_S) -> dict[str, float]:
     """The soak; its figures as a flat dict."""
     console = console or Console()
     if rate is None:
@@ -255,17 +265,19 @@ def run(duration_s: float = 600.0, rate: float | None = None, every_s: float = 3
         rate = PEAK_FACTOR * peak / 3600
         console.print(f"peak inflow {peak:,} events/h ({peak / 3600:.2f}/s): replaying at "
                       f"{PEAK_FACTOR:g}× = {rate:.2f} events/s")
-    path = log_file(scale_for(rate * duration_s), year, console)
+    scale = scale_for(rate * duration_s / years)
+    paths = [log_file(scale, year + i, console, seed=1 + i) for i in range(years)]
     with broker() as (bootstrap, mock), tempfile.TemporaryDirectory(prefix="vg-soak-") as tmp:
-        console.print(f"soak: {path.name} through {'a mock broker' if mock else bootstrap} for "
+        names = ", ".join(p.name for p in paths)
+        console.print(f"soak: {names} through {'a mock broker' if mock else bootstrap} for "
                       f"{duration_s:g} s")
         stack = BenchStack(bootstrap, Path(tmp), partitions=partitions, mock=mock)
         try:
-            result = soak(stack, path, rate, duration_s, every_s, console)
+            result = soak(stack, paths, rate, duration_s, every_s, console, warm_up_s)
         finally:
             stack.close()
     figures = result.figures()
-    console.print(table(figures, path))
+    console.print(table(figures, paths))
     return figures
 
 
@@ -278,6 +290,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help=f"events/s (default {PEAK_FACTOR:g}× the region's peak inflow)")
     parser.add_argument("--every", type=float, default=30.0, help="seconds between samples")
     parser.add_argument("--partitions", type=int, default=6)
+    parser.add_argument("--years", type=int, default=1,
+                        help="generated years replayed one after the other (default 1)")
+    parser.add_argument("--warm-up", type=float, default=WARM_UP_S, metavar="SECONDS",
+                        help=f"left out of the slope (default {WARM_UP_S:g})")
     parser.add_argument("--peak-from", type=Path, metavar="LOG",
                         help="count the peak hour in this log instead of the built-in figure")
     parser.add_argument("--json", type=Path, metavar="FILE", help="write the figures here")
@@ -289,11 +305,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.error(f"--{name}: must be above 0")
     if args.partitions < 1:
         parser.error("--partitions: must be at least 1")
+    if args.years < 1:
+        parser.error("--years: must be at least 1")
+    if not 0 <= args.warm_up < args.duration:
+        parser.error("--warm-up: must be at least 0 and below --duration")
     if args.peak_from is not None and not args.peak_from.is_file():
         parser.error(f"--peak-from: no such file: {args.peak_from}")
     try:
         figures = run(args.duration, args.rate, args.every, args.partitions,
-                      peak_from=args.peak_from)
+                      peak_from=args.peak_from, years=args.years, warm_up_s=args.warm_up)
     except BenchError as exc:
         print(f"soak failed: {exc}", file=sys.stderr)
         return 1

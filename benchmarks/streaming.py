@@ -234,15 +234,16 @@ def drained(series: dict[str, float], partitions: int) -> bool:
 # ---------------------------------------------------------------- the log and publishing
 
 
-def log_file(scale: float, year: int, console: Console) -> Path:
-    """The generated log, cached under .cache/bench (named as `make bench` names its own)."""
+def log_file(scale: float, year: int, console: Console, seed: int = 1) -> Path:
+    """The generated log, cached under .cache/bench (named as `make bench` names its own;
+    another seed gives other ids, so logs of several years can follow each other)."""
     CACHE.mkdir(parents=True, exist_ok=True)
-    path = CACHE / f"year-{year}-s{scale:g}.jsonl.gz"
+    path = CACHE / f"year-{year}-s{scale:g}{'' if seed == 1 else f'-seed{seed}'}.jsonl.gz"
     if not path.exists():
         from vardgaranti.generate import generate
 
         console.print(f"generating {path} …")
-        generate(path, year, seed=1, scale=scale, progress=sys.stderr.isatty())
+        generate(path, year, seed=seed, scale=scale, progress=sys.stderr.isatty())
     return path
 
 

@@ -18,7 +18,9 @@ from pathlib import Path
 
 from consumers.logs import ingested
 from consumers.store import Store
+from models.calendar import end_of_day_micros, local_day
 from models.clocks import ClockView, Fact, Rules
+from models.countergroup import fold_through
 from models.deadletter import DeadLetter
 from models.engine import Delta, Engine
 from models.events import EVENT_TYPES
@@ -39,6 +41,8 @@ class Pipeline:
     processed: Counter[str] = field(default_factory=Counter)
     rejected: Counter[str] = field(default_factory=Counter)
     last_event_wall: float | None = None
+    # restored in part (only the cases that may change): the store holds the rest
+    store: Store | None = None
 
     def today(self) -> date | None:
         """The watermark's local date: "today" for windows and the worklist."""
@@ -53,12 +57,24 @@ class Pipeline:
     def restore(cls, store: Store, rules: Rules, lateness_us: int = 0,
                 grace_days: int | None = None) -> Pipeline:
         """The pipeline of what the store holds. With `grace_days`, final cases leave
-        memory (docs/live-view.md); a later event for one reads its facts back."""
+        memory (docs/live-view.md): only the cases that may still change are loaded (a
+        later event for another reads its facts back), the live view takes its counters
+        from the store, and the counters a batch moves are read from it when first moved."""
         pipeline = cls(Engine(rules, grace_days), LiveView(lateness_us))
-        for case_id, fact in store.facts():
-            pipeline.engine.add(case_id, fact)
-        pipeline.settle()
         pipeline.rejected.update(store.dead_letter_counts())
+        newest = store.newest_event_us()
+        if grace_days is None or newest is None:
+            for case_id, fact in store.facts():
+                pipeline.engine.add(case_id, fact)
+            pipeline.settle()
+            return pipeline
+        pipeline.store = store
+        today = local_day(max(newest - lateness_us, 0))
+        pipeline.view.apply(store.live_counters(fold_through(today, grace_days)))
+        for case_id, fact in store.changing_facts(end_of_day_micros(today - grace_days - 1) + 1):
+            pipeline.engine.add(case_id, fact)
+        _, clocks = pipeline.engine.settle_clocks()  # their counters are in the store
+        feed(pipeline.view, [], clocks, newest)
         return pipeline
 
     def settle(self) -> tuple[list[tuple[str, ClockView]], dict[Key, int]]:
@@ -66,6 +82,10 @@ class Pipeline:
         The live view takes the whole batch in one synchronous step."""
         moved: dict[Key, int] = {}
         deltas, clocks = self.engine.settle_clocks()
+        if self.store is not None:  # restored in part: counters not at hand are stored
+            missing = [k for k, _ in deltas if k not in self.counts]
+            if missing:
+                self.counts.update(self.store.counters_of(missing))
         for key, n in deltas:
             self.counts[key] += n
             moved[key] = self.counts[key]
@@ -78,7 +98,7 @@ class Pipeline:
         """Before a settle: cases that left memory and have new events get their stored
         facts back. The new facts that repeat a stored event."""
         engine = self.engine
-        if not engine.evicted:
+        if not engine.evicted and self.store is None:
             return []
         repeats: list[Fact] = []
         for case_id, facts in store.facts_of(engine.fresh()).items():

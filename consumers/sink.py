@@ -46,7 +46,7 @@ from consumers.retry import Backoff
 from consumers.store import Store, StoreError
 from models.casestate import CaseState
 from models.clocks import ClockView, Fact
-from models.countergroup import CounterGroup
+from models.countergroup import CounterGroup, is_checkpoint
 from models.deadletter import DeadLetter
 from models.measures import Key
 from models.settings import Settings
@@ -98,7 +98,8 @@ class Batch:
 
 
 def decode(records: Iterable[Any], names: dict[str, str]) -> Batch:
-    """Records of the four topics into one batch (tombstones and foreign topics ignored)."""
+    """Records of the four topics into one batch (tombstones, counter checkpoints and
+    foreign topics ignored: the store keeps every day)."""
     role = {topic: r for r, topic in names.items()}
     batch = Batch()
     for rec in records:
@@ -108,7 +109,8 @@ def decode(records: Iterable[Any], names: dict[str, str]) -> Batch:
         if kind == "cases":
             batch.cases[bytes(rec.key)] = orjson.loads(rec.value)
         elif kind == "counts":
-            batch.counts[bytes(rec.key)] = orjson.loads(rec.value)
+            if not is_checkpoint(bytes(rec.key)):  # the store keeps every day's rows
+                batch.counts[bytes(rec.key)] = orjson.loads(rec.value)
         elif kind == "dead":
             batch.dead.append(DeadLetter.from_json(rec.value))
         elif kind == "notices":

@@ -22,8 +22,11 @@ from sqlalchemy import (
     event,
     func,
     inspect,
+    literal,
+    or_,
     select,
     text,
+    tuple_,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
@@ -33,13 +36,14 @@ from sqlmodel import SQLModel, create_engine
 from consumers import sqlviews
 from consumers.deadletter import DeadLetter
 from consumers.running import with_running
-from models.calendar import from_micros
-from models.clocks import ClockView, Fact
+from models.calendar import end_of_day_micros, from_micros
+from models.clocks import ENDED, ClockView, Fact
 from models.indicators import INDICATORS, ORDER
-from models.measures import MEASURE_NAMES, Key, Period, Row
+from models.measures import MEASURE_CODES, MEASURE_NAMES, Key, Period, Row
 from models.tables import (
     AHEAD_MEASURES,
     OPEN_END,
+    SPAN_MEASURES,
     ClockRow,
     CountGroup,
     DailyCount,
@@ -73,6 +77,12 @@ def _counter_row(key: Key, count: int) -> dict[str, Any]:
         "count": count,
         "running": None,  # set by consumers.running for the summed measures
     }
+
+
+def _counter_key(r: Any) -> Key:
+    """The key of a daily_counts row (indicator, unit_id, measure, day, until_day, …)."""
+    return (MEASURE_CODES[r[2]], ORDER[r[0]] if r[0] else -1, r[1], r[3].toordinal(),
+            0 if r[4] == OPEN_END else r[4].toordinal())
 
 
 def _group_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -130,6 +140,8 @@ class Store:
             with self.engine.begin() as conn:
                 conn.execute(text("ALTER TABLE daily_counts ADD COLUMN running BIGINT"))
         SQLModel.metadata.create_all(self.engine)
+        for index in EVENTS.indexes:  # added to a table that was already there
+            index.create(self.engine, checkfirst=True)
         if migrate:
             with self.engine.begin() as conn:
                 conn.execute(GROUPS.insert().from_select(
@@ -262,6 +274,65 @@ class Store:
         with self.engine.connect() as conn:
             for row in conn.execution_options(yield_per=50_000).execute(query):
                 yield row[0], Fact(*row[1:])
+
+    def changing_facts(self, since_us: int) -> Iterator[tuple[str, Fact]]:
+        """The facts of the cases that may still change (docs/live-view.md): a clock not
+        ended, or an event at or after `since_us` (within the grace period). Index seeks:
+        the cost follows the open cases, not the stored history."""
+        cols = EVENTS.c
+        ids = select(CLOCKS.c.case_id).where(CLOCKS.c.state.not_in(sorted(ENDED))).union(
+            select(cols.case_id).where(cols.ts_us >= since_us)).subquery()
+        query = select(cols.case_id, cols.ts_us, cols.rank, cols.event_id, cols.unit_id,
+                       cols.ind, cols.flag, cols.text).where(cols.case_id.in_(select(ids)))
+        with self.engine.connect() as conn:
+            for row in conn.execution_options(yield_per=50_000).execute(query):
+                yield row[0], Fact(*row[1:])
+
+    def worklist_cases(self, day: int, indicator: str | None = None
+                       ) -> dict[str, list[Fact]]:
+        """The facts of the cases that may have had an open clock at the end of `day`: one
+        started by then and not fulfilled before (a cancelled clock has no end time kept)."""
+        end = from_micros(end_of_day_micros(day))  # as the clock rows are written
+        c = CLOCKS.c
+        query = select(c.case_id).distinct().where(
+            c.started_at <= end,
+            or_(c.fulfilled_at.is_(None), c.fulfilled_at > end))
+        if indicator is not None:
+            query = query.where(c.indicator == indicator)
+        with self.engine.connect() as conn:
+            ids = [r[0] for r in conn.execute(query)]
+        return self.facts_of(ids)
+
+    def counters_of(self, keys: Iterable[Key]) -> dict[Key, int]:
+        """The stored values of some counters (absent: 0)."""
+        wanted = list(keys)
+        out = dict.fromkeys(wanted, 0)
+        cols = [COUNTS.c[k] for k in COUNT_KEY]
+        with self.engine.connect() as conn:
+            for i in range(0, len(wanted), 500):
+                rows = [tuple(_counter_row(k, 0)[c] for c in COUNT_KEY)
+                        for k in wanted[i:i + 500]]
+                for r in conn.execute(select(*cols, COUNTS.c.count)
+                                      .where(tuple_(*cols).in_(rows))):
+                    out[_counter_key(r)] = int(r[5])
+        return out
+
+    def live_counters(self, through: int) -> Iterator[tuple[Key, int]]:
+        """Every counter as the live view needs it: the days after `through` one by one,
+        the earlier ones summed per series on `through` (a span that ended by then nets to
+        zero and is left out), as the worker's checkpoints (models/countergroup.py)."""
+        c = COUNTS.c
+        day = date.fromordinal(through)
+        recent = select(c.indicator, c.unit_id, c.measure, c.day, c.until_day, c.count
+                        ).where(c.day > day)
+        old = (select(c.indicator, c.unit_id, c.measure, literal(day, Date), c.until_day,
+                      func.sum(c.count))
+               .where(c.day <= day, or_(c.measure.not_in(SPAN_MEASURES), c.until_day > day))
+               .group_by(c.indicator, c.unit_id, c.measure, c.until_day))
+        with self.engine.connect() as conn:
+            for r in conn.execute(recent.union_all(old)):
+                if r[5]:
+                    yield _counter_key(r), int(r[5])
 
     def newest_event_us(self) -> int | None:
         with self.engine.connect() as conn:

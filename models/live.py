@@ -41,7 +41,6 @@ from models.worklist import HORIZON, AtRisk, at_risk_row, dates_of
 _COMPLETED, _WITHIN, _PAUSED, _EXCLUDED, _CANCELLED = range(5)
 _WINDOWED = {m.COMPLETED: _COMPLETED, m.WITHIN: _WITHIN, m.PAUSED: _PAUSED,
              m.EXCLUDED: _EXCLUDED, m.CANCELLED: _CANCELLED}
-_SPANS = (m.PAUSED, m.EXCLUDED, m.CANCELLED)
 _NOW = {m.WAITING: ("waiting", 1), m.WAITING_END: ("waiting", -1), m.OVER: ("over", 1),
         m.OVER_END: ("over", -1), m.CLOCKS: ("clocks", 1), m.BREACH: ("breaches", 1),
         m.PAUSED: ("paused", 1), m.EXCLUDED: ("excluded", 1)}
@@ -154,7 +153,7 @@ class LiveView:
                 continue
             g = self._group(ind, unit)
             self._at(day, measure, g, day, n)
-            if until and measure in _SPANS:  # a span that ended: it leaves on that day
+            if until and measure in m.SPANS:  # a span that ended: it leaves on that day
                 self._at(until, measure, g, day, -n)
 
     def _group(self, ind: int, unit: str) -> _Figures:

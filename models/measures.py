@@ -37,7 +37,7 @@ MEASURE_NAMES: tuple[str, ...] = (
 )
 MEASURE_CODES: dict[str, int] = {name: n for n, name in enumerate(MEASURE_NAMES)}
 ANOMALY_REASONS: dict[int, str] = {INCONSISTENT: "inconsistent", ORPHAN: "orphan"}
-_SPANS = (PAUSED, EXCLUDED, CANCELLED)
+SPANS = (PAUSED, EXCLUDED, CANCELLED)  # measures kept as spans [day, until)
 # Snapshot counters kept as +1 on the day a clock enters, +1 on the day it leaves: the
 # field they move and the sign, for every loop that sums them.
 _SNAPSHOT: dict[int, tuple[str, int]] = {
@@ -131,7 +131,7 @@ def accumulate(counts: Iterable[tuple[Key, int]], period: Period) -> dict[tuple[
                 row.completed += n
             elif measure == WITHIN:
                 row.completed_within += n
-            elif measure in _SPANS and (until == 0 or until > snap):
+            elif measure in SPANS and (until == 0 or until > snap):
                 if measure == PAUSED:
                     row.paused += n
                 elif measure == EXCLUDED:

@@ -31,6 +31,8 @@ AHEAD_MEASURES: tuple[str, ...] = (MEASURE_NAMES[OVER], MEASURE_NAMES[BREACH])
 
 class EventRow(SQLModel, table=True):
     __tablename__ = "events"
+    # the cases with recent events: what a restart loads besides those with open clocks
+    __table_args__ = (Index("ix_events_ts", "ts_us"),)
 
     case_id: str = Field(primary_key=True, max_length=128)
     event_id: str = Field(primary_key=True, max_length=128)

@@ -8,12 +8,13 @@ at-risk gauge and the breach/at-risk notices all ask `urgency`.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from models.calendar import from_micros
-from models.clocks import ClockView
+from models.calendar import end_of_day_micros, from_micros
+from models.clocks import ClockView, Fact, Rules, evaluate
 from models.indicators import INDICATORS
 
 BREACH, AT_RISK = "breach", "at_risk"
@@ -58,3 +59,23 @@ def at_risk_row(case_id: str, c: ClockView, today: int,
     left = c.deadline - today
     return AtRisk(case_id, INDICATORS[c.indicator].id, c.unit, started, deadline, left,
                   c.patient_ref, max(0, -left))
+
+
+def worklist_at(cases: Iterable[tuple[str, Sequence[Fact]]], rules: Rules, day: int,
+                indicator: int | None = None, unit: str | None = None,
+                limit: int = 1000) -> list[AtRisk]:
+    """The worklist at the end of a past `day` from the cases' facts: each case evaluated on
+    the facts it had by then (event time, as a report's snapshot), its open clocks put to
+    `urgency`, most urgent first as the live worklist (deadline, indicator, unit, case)."""
+    end = end_of_day_micros(day)
+    due: list[tuple[int, str, str, str, ClockView]] = []
+    for case_id, facts in cases:
+        then = sorted(f for f in facts if f.ts <= end)
+        if not then:
+            continue
+        for c in evaluate(then, rules).clocks:
+            if (c.state == "open" and urgency(c.indicator, c.deadline, day) is not None
+                    and indicator in (None, c.indicator) and unit in (None, c.unit)):
+                due.append((c.deadline, INDICATORS[c.indicator].id, c.unit, case_id, c))
+    due.sort(key=lambda d: d[:4])
+    return [at_risk_row(case_id, c, day) for _, _, _, case_id, c in due[:limit]]

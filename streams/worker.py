@@ -41,7 +41,11 @@ from models.countergroup import (
     CounterGroup,
     Entry,
     GroupEntry,
+    checkpoint_key,
+    fold_through,
     group_key,
+    is_checkpoint,
+    parse_group_key,
     parse_route_key,
     route_key,
 )
@@ -55,7 +59,7 @@ from streams.app import Monitor
 from streams.changelog import delivered as _delivered
 from streams.changelog import put
 from web.metrics import MetricsSnapshot, snapshot_of
-from web.reads import LiveSource
+from web.reads import LiveSource, NotKept
 
 log = logging.getLogger("vardgaranti.worker")
 
@@ -85,6 +89,9 @@ class Worker:
         self.notices_sent = 0
         self._due: set[str] = set()  # cases whose clocks the watermark made due
         self._assignment: frozenset[Any] | None = None
+        self.folded = 0  # day groups folded into checkpoints
+        self._folded_on: int | None = None
+        self._restart_point: tuple[frozenset[Any] | None, dict[Any, int]] = (None, {})
 
     def today(self) -> date | None:
         return self.view.today_date()
@@ -264,7 +271,7 @@ class Worker:
             for offset, measure, day, until, change in body["e"]:
                 by_day[day].append((offset, measure, until, change))
             for day, entries in by_day.items():
-                key = group_key(ind, day, unit)
+                key = self._counter_key(ind, day, unit)
                 group = groups.get(key)
                 if group is None:
                     value = self.m.counts.data.get(key)
@@ -283,6 +290,76 @@ class Worker:
         self._due |= self.view.advance(newest)
         if self._due:
             await self._notify({})
+        await self._fold()
+
+    # ------------------------------------------------------------ bounded counters
+
+    def _counter_key(self, ind: int, day: int, unit: str) -> bytes:
+        """Where a day's counters are kept: its own group, or the checkpoint once folded."""
+        key = checkpoint_key(ind, unit)
+        value = self.m.counts.data.get(key)
+        return key if value is not None and day <= value["t"] else group_key(ind, day, unit)
+
+    async def _fold(self) -> None:
+        """Once a day: the days no read needs (older than the longest window and the grace
+        period) go into one checkpoint per indicator × unit, so the `counts` table stops
+        growing with the days (docs/live-view.md). The checkpoint is acknowledged before
+        the days' tombstones; a day it already holds is ignored until it is gone."""
+        today = self.view.today
+        if (today is None or today == self._folded_on or not self._assignment
+                or not self._caught_up()):
+            return
+        self._folded_on = today
+        through = fold_through(today, self.grace_days)
+        mine = {tp.partition for tp in self._assignment or ()
+                if tp.topic == self.m.deltas.get_topic_name()}
+        old: dict[bytes, list[tuple[int, bytes]]] = defaultdict(list)
+        for key, value in list(self.m.counts.data.items()):
+            if value["p"] in mine and not is_checkpoint(key):
+                ind, day, unit = parse_group_key(key)
+                if day <= through:
+                    old[checkpoint_key(ind, unit)].append((day, key))
+        if not old:
+            return
+        gone: list[tuple[int, bytes]] = []
+        checkpoints: dict[bytes, CounterGroup] = {}
+        for ckey, days in old.items():
+            value = self.m.counts.data.get(ckey)
+            cp = CounterGroup.from_json(value) if value is not None else None
+            before = cp.through if cp is not None else None
+            for day, key in sorted(days):
+                group = CounterGroup.from_json(self.m.counts.data[key])
+                gone.append((group.partition, key))
+                if before is not None and day <= before:
+                    continue  # folded before; its tombstone was lost
+                if cp is None:
+                    cp = CounterGroup(group.partition)
+                cp.fold(group, day)
+            if cp is not None:
+                checkpoints[ckey] = cp
+        await _delivered([await put(self.m.counts, cp.partition, key, cp.to_json())
+                          for key, cp in checkpoints.items()])
+        for partition, key in gone:
+            del self.m.counts.data[key]
+            self.m.counts.send_changelog(partition, key, None, value_serializer="raw")
+        self.folded += len(gone)
+        log.info("counters of %d days up to %s folded into %d checkpoints", len(gone),
+                 date.fromordinal(through), len(checkpoints))
+
+    def _caught_up(self) -> bool:
+        """The deltas that were on the topic when the partitions were assigned are done:
+        a crash may have left one day's group behind another's offsets until they are
+        processed again, and a checkpoint keeps only the highest offset of the days."""
+        if self._restart_point[0] is not self._assignment:
+            consumer = self.m.app.consumer
+            points = {(tp.topic, tp.partition): consumer.highwater(tp)
+                      for tp in self._assignment or ()
+                      if tp.topic == self.m.deltas.get_topic_name()}
+            if any(h is None for h in points.values()):
+                return False
+            self._restart_point = (self._assignment, points)
+        return all(self.positions.get(tp, 0) >= high
+                   for tp, high in self._restart_point[1].items())
 
     # ------------------------------------------------------------ the live view
 
@@ -322,17 +399,34 @@ class Worker:
         """The counters of this worker's partitions, from the `counts` table."""
         mine = {(tp.topic, tp.partition) for tp in self._assignment or ()}
         deltas = self.m.deltas.get_topic_name()
-        for key, value in list(self.m.counts.data.items()):
-            if (deltas, value["p"]) in mine:
+        data = self.m.counts.data
+        for key, value in list(data.items()):
+            if (deltas, value["p"]) in mine and self._counter_key(
+                    *parse_group_key(key)) == key:  # not a day a checkpoint holds
                 yield from CounterGroup.from_json(value).items(key)
 
     def history(self, period: Period, indicator: str | None = None) -> dict[Group, Row]:
         """Rows of a period that ends before the watermark, from this worker's counters
-        (they are not kept twice in memory: a past period is a rare read)."""
+        (they are not kept twice in memory: a past period is a rare read). A period that
+        starts on a day folded into a checkpoint is read from the store the sink fills."""
+        folded = max((v["t"] for k, v in list(self.m.counts.data.items())
+                      if is_checkpoint(k)), default=None)
+        if folded is not None and period.first <= folded:
+            return self._archived(period, indicator, date.fromordinal(folded))
         rows = accumulate(self._counters(), period)
         if indicator is None:
             return rows
         return {k: r for k, r in rows.items() if k[0] == ORDER[indicator]}
+
+    def _archived(self, period: Period, indicator: str | None, folded: date
+                  ) -> dict[Group, Row]:
+        why = f"from: the worker keeps the days after {folded} only"
+        if self.archive is None:
+            raise NotKept(f"{why}, and has no store to read earlier ones from")
+        try:
+            return self.archive.per_unit(period, indicator)
+        except StoreError as exc:
+            raise NotKept(f"{why}, and the store cannot be read: {exc}") from None
 
     def lag(self) -> dict[tuple[str, int], int]:
         consumer = self.m.app.consumer

@@ -17,7 +17,7 @@ from rich.console import Console
 from consumers.replay import Pipeline, replay
 from consumers.store import Store
 from models.indicators import INDICATORS, REGION_UNIT
-from models.measures import Period, Row, accumulate, rows_for
+from models.measures import Period, Row, arrange
 from models.settings import Settings
 from vardgaranti.output import Column, coloured_share, fitting_table
 from vardgaranti.progress import line_progress
@@ -78,11 +78,12 @@ def prepare(opts: DemoOptions, settings: Settings, console: Console) -> tuple[Pi
     return pipeline, store
 
 
-def summary(pipeline: Pipeline, year: int, console: Console) -> None:
+def summary(pipeline: Pipeline, store: Store, year: int, console: Console) -> None:
     """Per indicator: the year against the 2023 figure and the target; worst units."""
     year_end = min(date(year, 12, 31), pipeline.today() or date(year, 12, 31))
     period = Period.of(date(year, 1, 1), year_end, year_end)
-    rows = {r.indicator: r for r in rows_for(pipeline.counts.items(), period, REGION_UNIT)}
+    per_unit = store.per_unit(period)  # the pipeline keeps only the counters it moved
+    rows = {r.indicator: r for r in arrange(per_unit, REGION_UNIT)}
     columns = (
         Column(t("indicator"), numeric=False), Column(t("completed"), drop=1),
         Column(str(year)), Column(f"{t('report')} 2023", drop=2), Column(t("target")),
@@ -102,7 +103,6 @@ def summary(pipeline: Pipeline, year: int, console: Console) -> None:
              f"({t('waiting_at_end').format(fmt.day(year_end))})")
     console.print(fitting_table(title, columns, cells, console.width))
 
-    per_unit = accumulate(pipeline.counts.items(), period)
     over: dict[str, int] = {}
     for (_, unit), row in per_unit.items():
         over[unit] = over.get(unit, 0) + row.waiting_over_limit
@@ -124,7 +124,7 @@ def run(opts: DemoOptions, settings: Settings) -> int:
     check_port(opts.host, opts.port)
     console = Console(highlight=False)
     pipeline, store = prepare(opts, settings, console)
-    summary(pipeline, opts.year, console)
+    summary(pipeline, store, opts.year, console)
     token = settings.api_token.get_secret_value() if settings.api_token else None
     made_up = token is None
     token = token or secrets.token_urlsafe(24)

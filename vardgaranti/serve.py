@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import logging
 import signal
+from datetime import date
 
 import uvicorn
 
 from consumers.replay import Pipeline
 from consumers.store import Store
 from models.disclosure import Disclosure
+from models.indicators import ORDER
+from models.worklist import AtRisk, worklist_at
 from web.api import create_app
 from web.metrics import MetricsSnapshot, registry_for, snapshot_of
 from web.reads import LiveSource
@@ -21,8 +24,15 @@ def pipeline_snapshot(pipeline: Pipeline) -> MetricsSnapshot:
 
 
 def pipeline_source(pipeline: Pipeline, store: Store) -> LiveSource:
-    """Reads at the watermark from the live view; other periods from the store."""
-    return LiveSource(pipeline.view, store.per_unit, store.ping)
+    """Reads at the watermark from the live view; other periods and past worklists from
+    the store."""
+    def past_worklist(day: date, indicator: str | None, unit: str | None,
+                      limit: int) -> list[AtRisk]:
+        cases = store.worklist_cases(day.toordinal(), indicator)
+        return worklist_at(cases.items(), pipeline.engine.rules, day.toordinal(),
+                           ORDER[indicator] if indicator is not None else None, unit, limit)
+
+    return LiveSource(pipeline.view, store.per_unit, store.ping, past_worklist)
 
 
 def serve(

@@ -28,6 +28,7 @@ from models.worklist import AtRisk
 from web.auth import Access
 from web.metrics import exposition
 from web.pages import Freshness, mount_pages
+from web.reads import NotKept
 
 log = logging.getLogger("vardgaranti.api")
 
@@ -45,6 +46,7 @@ class Source(Protocol):
 
     def at_risk(
         self, indicator: str | None = None, unit: str | None = None, limit: int = 1000,
+        as_of: date | None = None,
     ) -> list[AtRisk]: ...
 
     def units(self) -> set[str]: ...
@@ -122,7 +124,10 @@ def create_app(
             period = Period.of(first, last, snap)
         except ValueError as exc:
             raise HTTPException(422, str(exc)) from None
-        rows = arrange(source.per_unit(period, indicator), unit)
+        try:
+            rows = arrange(source.per_unit(period, indicator), unit)
+        except NotKept as exc:
+            raise HTTPException(422, str(exc)) from None
         return _json({
             "as_of": snap.isoformat(), "from": first.isoformat(), "to": last.isoformat(),
             "window": window if from_ is None else "custom",
@@ -141,12 +146,15 @@ def create_app(
         as_of: date | None = None,
     ) -> Response:
         """Open clocks past their deadline or about to pass it, most urgent first (the
-        worklist). Known at the watermark only: the clocks' earlier states are not kept."""
+        worklist), at the watermark or at the end of an earlier `as_of` where the source
+        keeps the clocks' facts (embedded); the worker answers 422 for an earlier date."""
         day = known(as_of, unit)
-        if as_of is not None and as_of != day:
-            raise HTTPException(422, f"as_of: the worklist is kept at the watermark {day} "
-                                     f"only, not at {as_of}")
-        items = source.at_risk(indicator, None if unit == REGION_UNIT else unit, limit)
+        day = as_of or day
+        try:
+            items = source.at_risk(indicator, None if unit == REGION_UNIT else unit, limit,
+                                   as_of)
+        except NotKept as exc:
+            raise HTTPException(422, str(exc)) from None
         return _json({"as_of": day.isoformat(), "cases": [i.as_dict() for i in items]})
 
     return app

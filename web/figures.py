@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from models.indicators import INDICATORS
 from models.measures import Period, Row, arrange, ratio
+from web.reads import NotKept
 
 if TYPE_CHECKING:
     from web.api import Source
@@ -48,7 +49,10 @@ class Figures:
             hit = self._cache.get(period)
         if hit is not None and hit[0] > now:
             return hit[1]
-        rows = self.source.per_unit(period)
+        try:
+            rows = self.source.per_unit(period)
+        except NotKept:  # days the worker folded, without a store: shown as no figures
+            rows = {}
         today = self.today()
         recent = today is None or period.last > today.toordinal() - self.RECENT_DAYS
         with self._lock:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import date
 
 from models.indicators import ORDER
 from models.live import Group, LiveView
@@ -17,6 +18,12 @@ from models.measures import WINDOWS, Period, Row, window_first
 from models.worklist import AtRisk
 
 History = Callable[[Period, str | None], dict[Group, Row]]
+# the worklist at the end of a past date: (date, indicator, unit, limit) -> rows
+PastWorklist = Callable[[date, str | None, str | None, int], list[AtRisk]]
+
+
+class NotKept(LookupError):
+    """A period the source no longer holds (one line saying why: the API answers 422)."""
 
 
 @dataclass(frozen=True)
@@ -24,6 +31,7 @@ class LiveSource:
     view: LiveView
     history: History
     ping: Callable[[], bool]
+    past_worklist: PastWorklist | None = None  # None: the clocks are known at the watermark
 
     def per_unit(self, period: Period, indicator: str | None = None) -> dict[Group, Row]:
         window = self._window(period)
@@ -42,9 +50,17 @@ class LiveSource:
         return None
 
     def at_risk(self, indicator: str | None = None, unit: str | None = None,
-                limit: int = 1000) -> list[AtRisk]:
-        return self.view.worklist(ORDER[indicator] if indicator is not None else None, unit,
-                                  limit)
+                limit: int = 1000, as_of: date | None = None) -> list[AtRisk]:
+        """The worklist at the watermark from the live view; at an earlier date from the
+        clocks' facts when the source keeps them (the embedded store)."""
+        today = self.view.today_date()
+        if as_of is None or as_of == today:
+            return self.view.worklist(ORDER[indicator] if indicator is not None else None,
+                                      unit, limit)
+        if self.past_worklist is None:
+            raise NotKept(f"as_of: the worker knows the clocks at the watermark {today} only, "
+                          f"not at {as_of} (the store's `vardgaranti serve` answers that)")
+        return self.past_worklist(as_of, indicator, unit, limit)
 
     def units(self) -> set[str]:
         return self.view.units()

@@ -53,7 +53,7 @@ class FakeSource:
         return dict(self.rows)
 
     def at_risk(self, indicator: str | None = None, unit: str | None = None,
-                limit: int = 1000) -> list[AtRisk]:
+                limit: int = 1000, as_of: date | None = None) -> list[AtRisk]:
         return [c for c in self.cases if (indicator in (None, c.indicator))
                 and unit in (None, c.unit_id)][:limit]
 
