@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from consumers.replay import Pipeline, replay
 from consumers.report import build_report
-from consumers.store import COUNTS, DEAD, Store
+from consumers.store import CLOCKS, COUNTS, DEAD, EVENTS, Store
 from models.calendar import end_of_day_micros
 from models.clocks import Rules
 from models.indicators import ORDER
@@ -222,3 +222,21 @@ def test_a_late_event_for_an_evicted_case_reads_it_back(store: Store, tmp_path: 
     # a restart restores, then lets the final case leave again
     again = Pipeline.restore(store, Rules(), grace_days=25)
     assert "done" not in again.engine.cases and "other" in again.engine.cases
+
+
+def test_bulk_rows_are_those_of_sqlite(store: Store, tmp_path: Path) -> None:
+    """Events and clocks go in by PostgreSQL's COPY and SQLite's executemany: the same rows,
+    timestamps included, rewritten alike when a later batch moves a clock."""
+    log = write_log(tmp_path / "year.jsonl", synthetic(600))
+    clean = Store(f"sqlite:///{tmp_path / 'clean.db'}")
+    run(clean, log, batch=150)
+    run(store, log, batch=150)
+
+    def rows(s: Store) -> tuple[list[Any], list[Any]]:
+        with s.engine.connect() as conn:
+            return (sorted(tuple(r) for r in conn.execute(select(EVENTS))),
+                    sorted(tuple(r) for r in conn.execute(select(CLOCKS))))
+
+    events, clocks = rows(store)
+    assert len(events) > 500 and clocks
+    assert (events, clocks) == rows(clean)
