@@ -240,3 +240,26 @@ def test_bulk_rows_are_those_of_sqlite(store: Store, tmp_path: Path) -> None:
     events, clocks = rows(store)
     assert len(events) > 500 and clocks
     assert (events, clocks) == rows(clean)
+
+
+def test_replay_with_reader_processes_stores_what_one_process_stores(tmp_path: Path) -> None:
+    """`replay --jobs`: two spawned readers, one writer; the same store and pipeline, with
+    repeated ids (a case's first event id stands) and a rejected line."""
+    events = synthetic(500)
+    changed = {**events[3], "occurred_at": "2024-12-30T09:00:00+01:00"}  # same id, later
+    log = write_log(tmp_path / "year.jsonl", events + events[:20] + [changed], ("not json",))
+    one = Store(f"sqlite:///{tmp_path / 'one.db'}")
+    two = Store(f"sqlite:///{tmp_path / 'two.db'}")
+    p_one, p_two = Pipeline.restore(one, Rules()), Pipeline.restore(two, Rules())
+    s_one = replay([log], one, p_one, batch=100)
+    s_two = replay([log], two, p_two, batch=100, jobs=2)
+    assert (s_two.lines, s_two.new_events, s_two.duplicates, s_two.rejected) == (
+        s_one.lines, s_one.new_events, s_one.duplicates, s_one.rejected)
+
+    def rows(s: Store) -> list[list[Any]]:
+        with s.engine.connect() as conn:
+            return [sorted(tuple(r) for r in conn.execute(select(t)))
+                    for t in (EVENTS, CLOCKS, COUNTS, DEAD)]
+
+    assert rows(two) == rows(one)
+    assert p_two.counts == p_one.counts and p_two.processed == p_one.processed
