@@ -16,9 +16,10 @@ from datetime import date
 from itertools import groupby
 from operator import itemgetter
 from pathlib import Path
+from queue import Empty
 from typing import Any
 
-from consumers.logs import STDIN, ingested, read_lines, source_name
+from consumers.logs import STDIN, LogError, ingested, read_lines, source_name
 from consumers.store import Store
 from models.clocks import ClockView, Fact, Rules
 from models.deadletter import DeadLetter
@@ -143,7 +144,7 @@ def _ingested_in_parallel(paths: list[Path], jobs: int) -> Iterator[Ingested | D
         live = list(range(jobs))
         while live:
             for k in list(live):
-                got = queues[k].get()
+                got = _next_chunk(queues[k], readers[k])
                 if got is None:
                     live.remove(k)
                 elif isinstance(got, Exception):
@@ -155,6 +156,18 @@ def _ingested_in_parallel(paths: list[Path], jobs: int) -> Iterator[Ingested | D
             if reader.is_alive():
                 reader.kill()
             reader.join()
+
+
+def _next_chunk(queue: Any, reader: Any) -> list[Ingested | DeadLetter] | Exception | None:
+    """The reader's next chunk; an error if it died without saying why (killed, or it
+    could not start)."""
+    while True:
+        try:
+            got: list[Ingested | DeadLetter] | Exception | None = queue.get(timeout=1.0)
+            return got
+        except Empty:
+            if not reader.is_alive() and queue.empty():
+                return LogError(f"a reader process stopped (exit code {reader.exitcode})")
 
 
 def replay(
