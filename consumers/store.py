@@ -56,6 +56,7 @@ GROUPS = CountGroup.__table__  # type: ignore[attr-defined]
 DEAD = DeadLetterRow.__table__  # type: ignore[attr-defined]
 NOTICES = NoticeRow.__table__  # type: ignore[attr-defined]
 COUNT_KEY = ("indicator", "unit_id", "measure", "day", "until_day")
+COPY_FROM = 1_000  # rows from which PostgreSQL gets them by COPY
 sqlviews.register(SQLModel.metadata)
 
 
@@ -171,9 +172,10 @@ class Store:
     def _bulk(self, conn: Connection, table: Any, rows: list[dict[str, Any]],
               update: bool) -> None:
         """Insert `rows`, on a key already there doing nothing, or with `update` setting
-        the other columns: SQLite by `_many`, PostgreSQL by `_copy`."""
+        the other columns: by `_many`, or, PostgreSQL's large batches (a replay's), by
+        `_copy` (its three statements cost more than they save on a sink's few rows)."""
         stmt = self._insert(table)
-        if self.engine.dialect.name == "postgresql":
+        if self.engine.dialect.name == "postgresql" and len(rows) >= COPY_FROM:
             _copy(conn, table, rows, update)
         elif update:
             keys = {c.name for c in table.primary_key}
@@ -352,9 +354,9 @@ def _copy(conn: Connection, table: Any, rows: list[dict[str, Any]], update: bool
         with cur.copy(f"COPY {temp} ({quoted}) FROM STDIN") as copy:
             for row in rows:
                 copy.write_row([row[n] for n in names])
+        # emptied at commit (one bulk write per table and transaction: write_batch)
         cur.execute(f"INSERT INTO {table.name} ({quoted}) SELECT {quoted} FROM {temp} "
                     f"{conflict}")
-        cur.execute(f"TRUNCATE {temp}")  # a second batch in the same transaction
 
 
 def _connect_args(url: str) -> dict[str, Any]:

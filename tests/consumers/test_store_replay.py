@@ -224,9 +224,12 @@ def test_a_late_event_for_an_evicted_case_reads_it_back(store: Store, tmp_path: 
     assert "done" not in again.engine.cases and "other" in again.engine.cases
 
 
-def test_bulk_rows_are_those_of_sqlite(store: Store, tmp_path: Path) -> None:
+def test_bulk_rows_are_those_of_sqlite(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Events and clocks go in by PostgreSQL's COPY and SQLite's executemany: the same rows,
     timestamps included, rewritten alike when a later batch moves a clock."""
+    monkeypatch.setattr("consumers.store.COPY_FROM", 1)  # COPY for these small batches too
     log = write_log(tmp_path / "year.jsonl", synthetic(600))
     clean = Store(f"sqlite:///{tmp_path / 'clean.db'}")
     run(clean, log, batch=150)
