@@ -122,7 +122,7 @@ def _tables(results: dict[str, StepResult], derived: list[Figure]) -> list[Table
     rates = Table(title="throughput over the generated year", title_justify="left")
     for col in ("step", "events", "seconds", "events/s", "× json.loads", "peak RSS MB"):
         rates.add_column(col, justify="left" if col == "step" else "right")
-    for name in ("json", "report", "replay"):
+    for name in ("json", "report", "replay", "replay_pg"):
         r = results.get(name)
         if r is None or r.failed:
             continue
@@ -134,7 +134,7 @@ def _tables(results: dict[str, StepResult], derived: list[Figure]) -> list[Table
     for col in ("step", "figure", "value", "unit", "aim", "met"):
         figures.add_column(col, justify="right" if col == "value" else "left")
     rows = [(n, f) for n, r in results.items() for f in r.figures
-            if n not in ("json", "report", "replay") or f.aim]
+            if n not in ("json", "report", "replay", "replay_pg") or f.aim]
     rows += [("(across)", f) for f in derived]
     for name, f in rows:
         met = "" if f.met is None else ("[green]yes[/]" if f.met else "[red]no[/]")
@@ -151,10 +151,13 @@ def main(argv: list[str] | None = None) -> int:
     console = Console(width=max(Console().width, 120))
     steps = _selected(args.steps)
     log = _log(args.year, args.scale, console) if any(s.uses_log for s in steps) else None
-    needs_pg = any(s.name in ("query", "api") for s in steps)
+    needs_pg = any(s.name in ("query", "api", "replay_pg") for s in steps)
     pg = _pg_url(None if args.no_pg or not needs_pg else args.pg_url)
     if needs_pg and not args.no_pg and pg is None:
         console.print("PostgreSQL not reachable: latency on SQLite only")
+    if pg is None and any(s.name == "replay_pg" for s in steps):
+        console.print("replay_pg left out: no PostgreSQL")
+        steps = [s for s in steps if s.name != "replay_pg"]
     CACHE.mkdir(parents=True, exist_ok=True)
     ctx = Context(str(log or ""), args.year, args.scale, str(CACHE.resolve()), pg)
     results: dict[str, StepResult] = {}

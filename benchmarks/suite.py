@@ -75,6 +75,8 @@ STEPS: list[Step] = [
          needs=("json",)),
     Step("replay", "benchmarks.throughput:replay", "embedded replay of the year into SQLite",
          needs=("json",)),
+    Step("replay_pg", "benchmarks.throughput:replay_pg",
+         "embedded replay of the year into PostgreSQL", needs=("json",)),
     Step("duckdb", "benchmarks.baseline:run", "the report in DuckDB SQL, and the equality check",
          needs=("report",)),
     Step("memory", "benchmarks.memory:run", "engine bytes per open clock (100 k, 1 M)",
@@ -94,22 +96,24 @@ STEPS: list[Step] = [
 ]
 BY_NAME = {s.name: s for s in STEPS}
 
-# aims of the issue, as ratios measured in one run (the machines are shared and noisy)
-AIM_VS_JSON = 3.0
-AIM_VS_DUCKDB = 5.0
+# aims of issue 17, as ratios measured in one run (the machines are shared and noisy)
+AIM_VS_JSON = 1.5
+AIM_VS_DUCKDB = 1.0
 
 
 def derive(results: dict[str, StepResult]) -> list[Figure]:
     """Figures that compare steps: the throughput ratios behind the aims."""
     out: list[Figure] = []
     base = results.get("json")
-    for name in ("report", "replay"):
+    for name in ("report", "replay", "replay_pg"):
         r = results.get(name)
-        if r is None or base is None:
+        if r is None or base is None or r.failed:
             continue
         ratio = r.data["seconds"] / base.data["seconds"]
+        aimed = name == "report"  # the replays' aim is their time (the step's own figure)
         out.append(Figure(f"{name} time / json.loads time", ratio, "×",
-                          f"≤ {AIM_VS_JSON:g}×", ratio <= AIM_VS_JSON))
+                          f"≤ {AIM_VS_JSON:g}×" if aimed else "",
+                          ratio <= AIM_VS_JSON if aimed else None))
     duck, report = results.get("duckdb"), results.get("report")
     if duck is not None and report is not None and duck.failed is None:
         ratio = report.data["seconds"] / duck.data["seconds"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import resource
 import statistics
 import time
@@ -55,36 +56,74 @@ def report(ctx: Context) -> StepResult:
     seconds = time.perf_counter() - started
     # the workers' CPU and memory are not this process's: their own figures
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    peak_mb = (children.ru_maxrss if jobs > 1
+               else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) / 1024
     return _throughput(result.stats.lines, seconds, [
         Figure("worker processes", jobs, "processes"),
         Figure("CPU time, all processes", time.process_time() - cpu + children.ru_utime
                + children.ru_stime, "s"),
-        Figure("peak RSS of the largest worker", children.ru_maxrss / 1024, "MB",
-               "≤ 500 MB", children.ru_maxrss / 1024 <= 500),
+        Figure("peak RSS of the largest worker (one process: its own)", peak_mb, "MB",
+               "≤ 500 MB", peak_mb <= 500),
     ])
+
+
+# a region's year replayed in under a minute (issue 17); a smaller log, its share of that
+AIM_REPLAY_YEAR_S = 60.0
 
 
 def replay(ctx: Context) -> StepResult:
     """`vardgaranti replay LOG` into a fresh SQLite store; then /metrics as the demo serves it."""
+    db = Path(ctx.work) / "replay.db"
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{db}{suffix}").unlink(missing_ok=True)
+    return _replay_into(ctx, f"sqlite:///{db}", metrics=True)
+
+
+def replay_pg(ctx: Context) -> StepResult:
+    """`vardgaranti replay LOG` into a fresh PostgreSQL store (the bench database)."""
+    if ctx.pg_url is None:
+        return StepResult(failed="no PostgreSQL (BENCH_PG_URL) answers")
+    from sqlmodel import SQLModel
+
+    from consumers.store import Store
+
+    SQLModel.metadata.drop_all(Store(ctx.pg_url).engine)
+    return _replay_into(ctx, ctx.pg_url, metrics=False)
+
+
+def _replay_into(ctx: Context, url: str, *, metrics: bool) -> StepResult:
     from consumers.replay import Pipeline
     from consumers.replay import replay as run_replay
     from consumers.store import Store
     from models.clocks import Rules
 
-    db = Path(ctx.work) / "replay.db"
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{db}{suffix}").unlink(missing_ok=True)
-    store = Store(f"sqlite:///{db}")
+    store = Store(url)
+    jobs = replay_jobs()
     started = time.perf_counter()
+    cpu = time.process_time()
     pipeline = Pipeline.restore(store, Rules())
-    stats = run_replay([ctx.log_path], store, pipeline)
+    stats = run_replay([ctx.log_path], store, pipeline, jobs=jobs)
     seconds = time.perf_counter() - started
-    renders = _metrics_of(pipeline)
-    return _throughput(stats.lines, seconds, [
+    aim = AIM_REPLAY_YEAR_S * ctx.scale
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    figures = [
+        Figure("time (aim: a year in 60 s, this log's share of it)", seconds, "s",
+               f"< {aim:g} s", seconds < aim),
+        Figure("reader processes", jobs, "processes"),
+        Figure("CPU time, all processes", time.process_time() - cpu + children.ru_utime
+               + children.ru_stime, "s"),
         Figure("cases in memory", len(pipeline.engine.cases), "cases"),
-        Figure("/metrics of this pipeline, p50", statistics.median(renders), "ms",
-               "< 100 ms", statistics.median(renders) < 100),
-    ])
+    ]
+    if metrics:
+        renders = _metrics_of(pipeline)
+        figures.append(Figure("/metrics of this pipeline, p50", statistics.median(renders),
+                              "ms", "< 100 ms", statistics.median(renders) < 100))
+    return _throughput(stats.lines, seconds, figures)
+
+
+def replay_jobs() -> int:
+    """Reader processes for the replay steps: BENCH_REPLAY_JOBS, else 1."""
+    return int(os.environ.get("BENCH_REPLAY_JOBS", "1"))
 
 
 def _metrics_of(pipeline: Pipeline) -> list[float]:

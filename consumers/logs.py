@@ -90,7 +90,7 @@ def ingested(paths: Iterable[Path]) -> Iterator[Ingested | DeadLetter]:
     for path in paths:
         name = source_name(path)
         for lineno, raw in read_lines(path):
-            yield ingest(raw, f"{name}:{lineno}")
+            yield ingest(raw, name, lineno)
 
 
 @cache

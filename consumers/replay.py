@@ -7,16 +7,19 @@ first, an interrupted replay resumes, and replaying a log again changes nothing.
 from __future__ import annotations
 
 import gc
+import multiprocessing
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from itertools import groupby
 from operator import itemgetter
 from pathlib import Path
+from queue import Empty
+from typing import Any
 
-from consumers.logs import ingested
+from consumers.logs import STDIN, LogError, ingested, read_lines, source_name
 from consumers.store import Store
 from models.calendar import end_of_day_micros, local_day
 from models.clocks import ClockView, Fact, Rules
@@ -24,10 +27,12 @@ from models.countergroup import fold_through
 from models.deadletter import DeadLetter
 from models.engine import Delta, Engine
 from models.events import EVENT_TYPES
+from models.ingest import Ingested, ingest, shard_of
 from models.live import LiveView
 from models.measures import Key
 
 BATCH = 50_000  # lines per transaction; larger batches cut cases evaluated twice
+CHUNK = 5_000  # ingested lines a `--jobs` reader hands over at once
 
 
 @dataclass
@@ -126,13 +131,76 @@ class ReplayStats:
     seconds: float = 0.0
 
 
+def _read_part(paths: list[Path], shard: int, shards: int, out: Any) -> None:
+    """A reader process of `replay --jobs`: the lines of its part of the cases, ingested,
+    to the writer in chunks, then None (or the error that stopped it)."""
+    try:
+        chunk: list[Ingested | DeadLetter] = []
+        for path in paths:
+            name = source_name(path)
+            for lineno, raw in read_lines(path):
+                if shard_of(raw, shards) == shard:
+                    chunk.append(ingest(raw, name, lineno))
+                    if len(chunk) >= CHUNK:
+                        out.put(chunk)
+                        chunk = []
+        out.put(chunk)
+        out.put(None)
+    except Exception as exc:  # any error is the writer's to raise
+        out.put(exc)
+
+
+def _ingested_in_parallel(paths: list[Path], jobs: int) -> Iterator[Ingested | DeadLetter]:
+    """What `ingested` gives, read and validated by `jobs` processes, each for its part of
+    the cases (`shard_of`). A case's lines keep their order (one reader, one queue, read in
+    order), which is all the engine needs: a case's first event id still stands."""
+    ctx = multiprocessing.get_context("spawn")
+    queues = [ctx.Queue(maxsize=8) for _ in range(jobs)]
+    readers = [ctx.Process(target=_read_part, args=(paths, k, jobs, queues[k]), daemon=True)
+               for k in range(jobs)]
+    for reader in readers:
+        reader.start()
+    try:
+        live = list(range(jobs))
+        while live:
+            for k in list(live):
+                got = _next_chunk(queues[k], readers[k])
+                if got is None:
+                    live.remove(k)
+                elif isinstance(got, Exception):
+                    raise got
+                else:
+                    yield from got
+    finally:
+        for reader in readers:
+            if reader.is_alive():
+                reader.kill()
+            reader.join()
+
+
+def _next_chunk(queue: Any, reader: Any) -> list[Ingested | DeadLetter] | Exception | None:
+    """The reader's next chunk; an error if it died without saying why (killed, or it
+    could not start)."""
+    while True:
+        try:
+            got: list[Ingested | DeadLetter] | Exception | None = queue.get(timeout=1.0)
+            return got
+        except Empty:
+            if not reader.is_alive() and queue.empty():
+                return LogError(f"a reader process stopped (exit code {reader.exitcode})")
+
+
 def replay(
     paths: Iterable[Path],
     store: Store,
     pipeline: Pipeline,
     progress: Callable[[int], None] | None = None,
     batch: int = BATCH,
+    jobs: int = 1,
 ) -> ReplayStats:
+    """The logs into the store and the pipeline. With `jobs` > 1, as many processes read
+    and validate the lines (each for its part of the cases) while this one evaluates and
+    writes: the store has one writer, and the result is that of one process."""
     stats = ReplayStats()
     started = time.perf_counter()
     facts: list[tuple[str, Fact]] = []
@@ -153,7 +221,10 @@ def replay(
         if progress is not None:
             progress(stats.lines)
 
-    for got in ingested(paths):
+    paths = list(paths)
+    lines = (ingested(paths) if jobs <= 1 or STDIN in paths
+             else _ingested_in_parallel(paths, jobs))
+    for got in lines:
         stats.lines += 1
         if isinstance(got, DeadLetter):
             stats.rejected[got.reason] += 1

@@ -12,7 +12,7 @@ import gc
 import multiprocessing
 import os
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from multiprocessing.sharedctypes import Synchronized
 from pathlib import Path
@@ -21,9 +21,9 @@ from consumers.deadletter import DeadLetter, DeadLetterFile
 from consumers.logs import STDIN, read_lines, source_name
 from models.calendar import local_day
 from models.clocks import Fact, Rules
-from models.engine import Engine
+from models.collect import CaseFacts
 from models.events import DUPLICATE
-from models.ingest import Ingested, ingest, shard_of
+from models.ingest import ingest, shard_of
 from models.measures import ANOMALY_REASONS, INCONSISTENT, ORPHAN, Key, Period, Row, rows_for
 
 ProgressFn = Callable[[int], None]
@@ -45,20 +45,6 @@ class Report:
     period: Period
     rows: list[Row]
     stats: ReportStats
-
-
-def _ingested_part(
-    paths: Iterable[Path], shard: int, shards: int,
-) -> Iterator[tuple[int, int, Ingested | DeadLetter | None]]:
-    """(log, line number, what `ingest` made of it) for every line of the logs; with
-    `shards` > 1 only the lines of part `shard` are ingested (the others: None)."""
-    for log, path in enumerate(paths):
-        name = source_name(path)
-        for lineno, raw in read_lines(path):
-            if shards > 1 and shard_of(raw, shards) != shard:
-                yield log, lineno, None
-            else:
-                yield log, lineno, ingest(raw, f"{name}:{lineno}")
 
 
 # Below this many bytes of logs one process is done before workers would have started.
@@ -95,35 +81,43 @@ def read_part(
     is called when the evaluation begins."""
     stats = ReportStats()
     dead: list[tuple[int, int, DeadLetter]] = []
-    engine = Engine(rules, keep_clocks=False)  # the report reads counters only
-    for log, lineno, got in _ingested_part(paths, shard, shards):
-        stats.lines += 1
-        if stats.lines % PROGRESS_EVERY == 0:
-            # what was read so far lives until the end: keep the collector off it
-            gc.freeze()
-            if progress is not None:
-                progress(stats.lines)
-        if got is None:
-            continue
-        if isinstance(got, DeadLetter):
-            stats.rejected[got.reason] += 1
-            if add_dead is not None:
-                add_dead(got)
-            else:
-                dead.append((log, lineno, got))
-            continue
-        stats.events += 1
-        stats.by_type[got.type] += 1
-        engine.add(got.case_id, got.fact)
+    cases = CaseFacts()
+    add = cases.add
+    by_type = stats.by_type
+    lines = 0
+    for log, path in enumerate(paths):
+        name = source_name(path)
+        for lineno, raw in read_lines(path):
+            lines += 1
+            if lines % PROGRESS_EVERY == 0:
+                # what was read so far lives until the end: keep the collector off it
+                gc.freeze()
+                if progress is not None:
+                    progress(lines)
+            if shards > 1 and shard_of(raw, shards) != shard:
+                continue
+            # no clock views in a report: the facts need no patient reference
+            got = ingest(raw, name, lineno, refs=False)
+            if isinstance(got, DeadLetter):
+                stats.rejected[got.reason] += 1
+                if add_dead is not None:
+                    add_dead(got)
+                else:
+                    dead.append((log, lineno, got))
+                continue
+            case_id, etype, fact = got
+            by_type[etype] += 1
+            add(case_id, fact)
+    stats.lines = lines
+    stats.events = by_type.total()
     if progress is not None:
-        progress(stats.lines)
+        progress(lines)
     read_all()
-    counts = engine.settle()  # from nothing: the deltas are the counters
-    if engine.duplicates:
-        stats.ignored[DUPLICATE] = engine.duplicates
-    anomalies = [(case_id, reason, fact) for case_id, found in engine.anomalies.items()
-                 for reason, fact in found]
-    return Part(stats, counts, engine.newest_us, anomalies, dead)
+    counted = cases.evaluate(rules)
+    if counted.duplicates:
+        stats.ignored[DUPLICATE] = counted.duplicates
+    counts = [(k, n) for k, n in counted.counts.items() if n]
+    return Part(stats, counts, counted.newest_us, counted.anomalies, dead)
 
 
 # Set in each worker process by `_start_worker`: per part, the lines it has read, and 1

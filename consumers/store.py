@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import (
     Connection,
     Date,
+    DateTime,
     Engine,
     and_,
     bindparam,
@@ -59,6 +60,7 @@ GROUPS = CountGroup.__table__  # type: ignore[attr-defined]
 DEAD = DeadLetterRow.__table__  # type: ignore[attr-defined]
 NOTICES = NoticeRow.__table__  # type: ignore[attr-defined]
 COUNT_KEY = ("indicator", "unit_id", "measure", "day", "until_day")
+COPY_FROM = 1_000  # rows from which PostgreSQL gets them by COPY
 sqlviews.register(SQLModel.metadata)
 
 
@@ -162,7 +164,8 @@ class Store:
 
         SQLAlchemy's bookkeeping per row was most of a replay's write time on SQLite; the
         values still go through the column types' own bind processors, so what is stored
-        is the same. (PostgreSQL keeps SQLAlchemy's batched multi-row VALUES.)
+        is the same. (PostgreSQL keeps SQLAlchemy's batched multi-row VALUES; the bulk
+        rows, events and clocks, go by `_copy`.)
         """
         if self.engine.dialect.name != "sqlite":
             conn.execute(stmt, rows)
@@ -177,6 +180,22 @@ class Store:
             todo = list(zip(names, procs, strict=True))
             params = [tuple([r[n] if p is None else p(r[n]) for n, p in todo]) for r in rows]
         conn.exec_driver_sql(compiled.string, params)
+
+    def _bulk(self, conn: Connection, table: Any, rows: list[dict[str, Any]],
+              update: bool) -> None:
+        """Insert `rows`, on a key already there doing nothing, or with `update` setting
+        the other columns: by `_many`, or, PostgreSQL's large batches (a replay's), by
+        `_copy` (its three statements cost more than they save on a sink's few rows)."""
+        stmt = self._insert(table)
+        if self.engine.dialect.name == "postgresql" and len(rows) >= COPY_FROM:
+            _copy(conn, table, rows, update)
+        elif update:
+            keys = {c.name for c in table.primary_key}
+            self._many(conn, stmt.on_conflict_do_update(
+                index_elements=sorted(keys, key=list(table.c.keys()).index),
+                set_={c: stmt.excluded[c] for c in rows[0] if c not in keys}), rows)
+        else:
+            self._many(conn, stmt.on_conflict_do_nothing(), rows)
 
     def ping(self) -> bool:
         try:
@@ -210,14 +229,9 @@ class Store:
         try:
             with self.engine.begin() as conn:
                 if event_rows:
-                    self._many(conn, self._insert(EVENTS).on_conflict_do_nothing(), event_rows)
+                    self._bulk(conn, EVENTS, event_rows, update=False)
                 if clock_rows:
-                    stmt = self._insert(CLOCKS)
-                    self._many(conn, stmt.on_conflict_do_update(
-                        index_elements=["case_id", "indicator"],
-                        set_={c: stmt.excluded[c] for c in clock_rows[0]
-                              if c not in ("case_id", "indicator")},
-                    ), clock_rows)
+                    self._bulk(conn, CLOCKS, clock_rows, update=True)
                 if live or gone:
                     self._write_counts(conn, live, gone)
                 if dead_rows:
@@ -383,6 +397,37 @@ class Store:
         with self.engine.connect() as conn:
             rows = conn.execute(select(DEAD.c.reason, func.count()).group_by(DEAD.c.reason))
             return {reason: int(n) for reason, n in rows}
+
+
+def _copy(conn: Connection, table: Any, rows: list[dict[str, Any]], update: bool) -> None:
+    """PostgreSQL's bulk path: the rows by `COPY` into a temporary table of the
+    transaction, then one `INSERT … SELECT … ON CONFLICT` into the table (`COPY` itself
+    cannot skip or update a key that is there). Its timestamps are `timestamptz`, so the
+    stored values are converted as a plain INSERT of the same rows converts them."""
+    names = list(rows[0])
+    keys = [c.name for c in table.primary_key]
+    quoted = ", ".join(f'"{n}"' for n in names)
+    temp = f"bulk_{table.name}"
+    dialect = conn.dialect
+    columns = ", ".join(
+        f'"{n}" ' + ("TIMESTAMPTZ" if isinstance(table.c[n].type, DateTime)
+                     else table.c[n].type.compile(dialect=dialect))
+        for n in names)
+    if update:
+        conflict = (f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET "
+                    + ", ".join(f'"{n}" = EXCLUDED."{n}"' for n in names if n not in keys))
+    else:
+        conflict = "ON CONFLICT DO NOTHING"
+    driver = conn.connection.driver_connection
+    assert driver is not None  # an open connection in a transaction
+    with driver.cursor() as cur:
+        cur.execute(f"CREATE TEMP TABLE IF NOT EXISTS {temp} ({columns}) ON COMMIT DELETE ROWS")
+        with cur.copy(f"COPY {temp} ({quoted}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row([row[n] for n in names])
+        # emptied at commit (one bulk write per table and transaction: write_batch)
+        cur.execute(f"INSERT INTO {table.name} ({quoted}) SELECT {quoted} FROM {temp} "
+                    f"{conflict}")
 
 
 def _connect_args(url: str) -> dict[str, Any]:

@@ -11,6 +11,7 @@ full schema accepts, with the same fact; tests/models/test_decode.py holds the t
 from __future__ import annotations
 
 from datetime import datetime
+from sys import intern
 from typing import Annotated, Any, Literal, Union
 
 import msgspec
@@ -129,9 +130,10 @@ def _text_safe(raw: bytes, ev: Any) -> bool:
     return not any(PERSONNUMMER.search(i) for i in ids)
 
 
-def decode_fact(raw: bytes) -> tuple[str, str, Fact] | None:
+def decode_fact(raw: bytes, refs: bool = True) -> tuple[str, str, Fact] | None:
     """(case id, event type, fact) of a line the contract accepts, or None: then the full
-    schema must decide (it may still accept, e.g. a timestamp with a space for the T)."""
+    schema must decide (it may still accept, e.g. a timestamp with a space for the T).
+    `refs=False` leaves the patient reference out of the fact (only clock views show it)."""
     if _doubtful(raw):
         return None
     try:
@@ -158,7 +160,7 @@ def decode_fact(raw: bytes) -> tuple[str, str, Fact] | None:
         return None
     patient_ref = ev.patient_ref
     return ev.case_id, etype, fact_of(
-        etype, to_micros(occurred), ev.event_id, ev.unit_id,
-        None if patient_ref is UNSET else patient_ref,
+        etype, to_micros(occurred), ev.event_id, intern(ev.unit_id),  # a few units: shared
+        None if patient_ref is UNSET or not refs else patient_ref,
         _NO_ATTRS if attrs is UNSET else msgspec.structs.asdict(attrs),
     )

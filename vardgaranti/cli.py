@@ -82,9 +82,7 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
     from vardgaranti.progress import line_progress
 
     period = period_from(args.as_of, args.from_, args.to)
-    jobs = default_jobs(args.files) if args.jobs is None else args.jobs
-    if jobs < 1:
-        raise UsageError(f"--jobs: {jobs} is not a number of processes (1 or more)")
+    jobs = _processes(default_jobs(args.files) if args.jobs is None else args.jobs)
     with DeadLetterFile(args.dead_letter) as dead, line_progress("reading events") as tick:
         try:
             report = build_report(
@@ -175,6 +173,13 @@ def open_store(url: str) -> Store:
         raise UsageError(str(exc)) from None
 
 
+def _processes(jobs: int) -> int:
+    """--jobs, checked."""
+    if jobs < 1:
+        raise UsageError(f"--jobs: {jobs} is not a number of processes (1 or more)")
+    return jobs
+
+
 def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
     from consumers.logs import LogError
     from consumers.replay import Pipeline, replay
@@ -187,12 +192,13 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
                           ("--compression", args.compression), ("--timeout", args.timeout)):
         if value is not None:
             raise UsageError(f"{option} needs --to-kafka")
+    jobs = _processes(args.jobs)
     store = open_store(args.db or settings.database_url)
     try:
         pipeline = Pipeline.restore(store, settings.rules(), settings.allowed_lateness_us,
                                     settings.grace_days)
         with line_progress("replaying") as tick:
-            stats = replay(args.files, store, pipeline, progress=tick)
+            stats = replay(args.files, store, pipeline, progress=tick, jobs=jobs)
     except (LogError, StoreError) as exc:
         raise UsageError(str(exc)) from None
     if stats.lines == 0:
@@ -694,6 +700,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=_seconds, metavar="SECONDS",
                    help="with --to-kafka: give up connecting after this many seconds "
                    "(default: 15)")
+    p.add_argument("--jobs", type=int, default=1, metavar="N",
+                   help="processes reading and validating the lines, each for its part of "
+                   "the cases, while one evaluates and writes (default: 1, this process "
+                   "only; standard input is read by one process)")
 
     p = command(
         "query", "read stored aggregates",

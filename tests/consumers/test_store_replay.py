@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from consumers.replay import Pipeline, replay
 from consumers.report import build_report
-from consumers.store import COUNTS, DEAD, Store
+from consumers.store import CLOCKS, COUNTS, DEAD, EVENTS, Store
 from models.calendar import end_of_day_micros
 from models.clocks import Rules
 from models.indicators import ORDER
@@ -253,3 +253,47 @@ def test_a_restart_loads_only_the_cases_that_may_change(store: Store, tmp_path: 
         live = Period.of(window_first(window, today), today, today)
         assert [r.as_dict() for r in arrange(again.view.rows(window))] == [
             r.as_dict() for r in build_report([log, late], live).rows]
+
+
+def test_bulk_rows_are_those_of_sqlite(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Events and clocks go in by PostgreSQL's COPY and SQLite's executemany: the same rows,
+    timestamps included, rewritten alike when a later batch moves a clock."""
+    monkeypatch.setattr("consumers.store.COPY_FROM", 1)  # COPY for these small batches too
+    log = write_log(tmp_path / "year.jsonl", synthetic(600))
+    clean = Store(f"sqlite:///{tmp_path / 'clean.db'}")
+    run(clean, log, batch=150)
+    run(store, log, batch=150)
+
+    def rows(s: Store) -> tuple[list[Any], list[Any]]:
+        with s.engine.connect() as conn:
+            return (sorted(tuple(r) for r in conn.execute(select(EVENTS))),
+                    sorted(tuple(r) for r in conn.execute(select(CLOCKS))))
+
+    events, clocks = rows(store)
+    assert len(events) > 500 and clocks
+    assert (events, clocks) == rows(clean)
+
+
+def test_replay_with_reader_processes_stores_what_one_process_stores(tmp_path: Path) -> None:
+    """`replay --jobs`: two spawned readers, one writer; the same store and pipeline, with
+    repeated ids (a case's first event id stands) and a rejected line."""
+    events = synthetic(500)
+    changed = {**events[3], "occurred_at": "2024-12-30T09:00:00+01:00"}  # same id, later
+    log = write_log(tmp_path / "year.jsonl", events + events[:20] + [changed], ("not json",))
+    one = Store(f"sqlite:///{tmp_path / 'one.db'}")
+    two = Store(f"sqlite:///{tmp_path / 'two.db'}")
+    p_one, p_two = Pipeline.restore(one, Rules()), Pipeline.restore(two, Rules())
+    s_one = replay([log], one, p_one, batch=100)
+    s_two = replay([log], two, p_two, batch=100, jobs=2)
+    assert (s_two.lines, s_two.new_events, s_two.duplicates, s_two.rejected) == (
+        s_one.lines, s_one.new_events, s_one.duplicates, s_one.rejected)
+
+    def rows(s: Store) -> list[list[Any]]:
+        with s.engine.connect() as conn:
+            return [sorted(tuple(r) for r in conn.execute(select(t)))
+                    for t in (EVENTS, CLOCKS, COUNTS, DEAD)]
+
+    assert rows(two) == rows(one)
+    assert p_two.counts == p_one.counts and p_two.processed == p_one.processed
