@@ -55,6 +55,8 @@ GROUP_BY = {"page": ("team", "indicator", "unit"), "report": ("team",),
 REPEAT_HOURS = {"page": 24, "report": 168, "worklist": 24, "ticket": 24}
 # The breach counter's samples in the export (restamped at the start of their day).
 BREACHES_SAMPLE = "vardgaranti_breaches_total{"
+# Days of hourly evaluations in one range query.
+CHUNK_DAYS = 60
 # The first month only builds the baselines (a deployment backfills the year before).
 WARM_UP_DAYS = 31
 # Aims of the issue.
@@ -250,11 +252,27 @@ def episodes(rule: Alert, points: list[tuple[float, float]], start: float, end: 
     return out
 
 
+def query_year(prom: Prometheus, expr: str, start: float,
+               end: float) -> list[tuple[dict[str, str], list[tuple[float, float]]]]:
+    """An hourly range query over [start, end] in parts of CHUNK_DAYS (a whole year of a
+    heavy expression in one query can outlast the client's timeout on a busy machine),
+    the points of each series joined."""
+    joined: dict[tuple[tuple[str, str], ...], tuple[dict[str, str], list[tuple[float, float]]]]
+    joined = {}
+    a = start
+    while a <= end:
+        b = min(a + CHUNK_DAYS * DAY - HOUR, end)
+        for labels, points in prom.query_range(expr, a, b, HOUR):
+            joined.setdefault(tuple(sorted(labels.items())), (labels, []))[1].extend(points)
+        a = b + HOUR
+    return list(joined.values())
+
+
 def evaluate(prom: Prometheus, rules: Sequence[Alert], start: float,
              end: float) -> list[Episode]:
     found: list[Episode] = []
     for rule in rules:
-        for labels, points in prom.query_range(rule.expr, start, end, HOUR):
+        for labels, points in query_year(prom, rule.expr, start, end):
             full = {**labels, **rule.labels, "alertname": rule.name}
             found += [Episode(rule.name, full, a, b)
                       for a, b in episodes(rule, points, start, end, HOUR)]
