@@ -16,7 +16,7 @@ import re
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
@@ -53,6 +53,10 @@ GRACE_DAYS = 30
 GROUP_BY = {"page": ("team", "indicator", "unit"), "report": ("team",),
             "worklist": ("unit",), "ticket": ("alertname", "team")}
 REPEAT_HOURS = {"page": 24, "report": 168, "worklist": 24, "ticket": 24}
+# The breach counter's samples in the export (restamped at the start of their day).
+BREACHES_SAMPLE = "vardgaranti_breaches_total{"
+# Days of hourly evaluations in one range query.
+CHUNK_DAYS = 60
 # The first month only builds the baselines (a deployment backfills the year before).
 WARM_UP_DAYS = 31
 # Aims of the issue.
@@ -104,11 +108,31 @@ def blocks_from_store(store_url: str, first: date, last: date, work: Path,
     skip = tuple(f'window="{w}"' for w in WINDOWS if w not in windows)
     om = work / "history.om"
     with om.open("w", encoding="utf-8") as out:
-        out.writelines(line for line in openmetrics_lines(series, first, last)
-                       if not any(s in line for s in skip))
+        out.writelines(breaches_at_day_start(
+            (line for line in openmetrics_lines(series, first, last)
+             if not any(s in line for s in skip)), first, last))
     data = blocks_from_openmetrics(om, work)
     om.unlink()
     return data
+
+
+def day_starts(first: date, last: date) -> dict[str, str]:
+    """The end stamp of each local day of [first, last] → the stamp of its start."""
+    return {stamp(d): f"{float(stamp(d - 1)) + 0.001:.3f}"
+            for d in range(first.toordinal(), last.toordinal() + 1)}
+
+
+def breaches_at_day_start(lines: Iterable[str], first: date, last: date) -> Iterator[str]:
+    """A breach happens at the midnight its deadline passes (models/measures.py) and the live
+    view counts it then; the export stamps the day's figure at the day's end, 24 hours
+    later. The breach counter moves only at midnight, so its samples are restamped at the
+    start of their day: the alerts see a breach when a live worker would show it."""
+    starts = day_starts(first, last)
+    for line in lines:
+        if line.startswith(BREACHES_SAMPLE):
+            head, _, end = line.rstrip("\n").rpartition(" ")
+            line = f"{head} {starts[end]}\n"
+        yield line
 
 
 def blocks_from_openmetrics(om: Path, work: Path) -> Path:
@@ -131,10 +155,10 @@ def _prometheus() -> str:
 
 def record_lines(prom: Prometheus, first: date, last: date,
                  only: Sequence[Alert] = ()) -> Iterator[str]:
-    """The recording rules evaluated by Prometheus once a day over [first, last], as
-    OpenMetrics; with `only`, just the records (and windows) those alerts read.
-    (`promtool tsdb create-blocks-from rules` cannot: it evaluates nothing at an interval
-    longer than its two-hour blocks.)"""
+    """The recording rules evaluated by Prometheus once a day over [first, last] (at the
+    day's end; those of the breach counter at its start), as OpenMetrics; with `only`,
+    just the records (and windows) those alerts read. (`promtool tsdb create-blocks-from
+    rules` cannot: it evaluates nothing at an interval longer than its two-hour blocks.)"""
     start, end = float(stamp(first.toordinal())), float(stamp(last.toordinal()))
     read = " ".join(a.expr for a in only)
     windows = set(re.findall(r'window="([^"]+)"', read))
@@ -143,7 +167,9 @@ def record_lines(prom: Prometheus, first: date, last: date,
         if only and not re.search(re.escape(rule.record) + r"[{\s]", read + " "):
             continue
         yield f"# TYPE {rule.record} gauge\n"
-        for labels, points in prom.query_range(rule.expr, start, end, DAY):
+        # a record of the breach counter is evaluated when its samples are (day starts)
+        at = start - DAY + 0.001 if BREACHES_SAMPLE[:-1] in rule.expr else start
+        for labels, points in prom.query_range(rule.expr, at, end, DAY):
             if only and labels.get("window", "") not in windows | {""}:
                 continue
             sel = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
@@ -226,11 +252,27 @@ def episodes(rule: Alert, points: list[tuple[float, float]], start: float, end: 
     return out
 
 
+def query_year(prom: Prometheus, expr: str, start: float,
+               end: float) -> list[tuple[dict[str, str], list[tuple[float, float]]]]:
+    """An hourly range query over [start, end] in parts of CHUNK_DAYS (a whole year of a
+    heavy expression in one query can outlast the client's timeout on a busy machine),
+    the points of each series joined."""
+    joined: dict[tuple[tuple[str, str], ...], tuple[dict[str, str], list[tuple[float, float]]]]
+    joined = {}
+    a = start
+    while a <= end:
+        b = min(a + CHUNK_DAYS * DAY - HOUR, end)
+        for labels, points in prom.query_range(expr, a, b, HOUR):
+            joined.setdefault(tuple(sorted(labels.items())), (labels, []))[1].extend(points)
+        a = b + HOUR
+    return list(joined.values())
+
+
 def evaluate(prom: Prometheus, rules: Sequence[Alert], start: float,
              end: float) -> list[Episode]:
     found: list[Episode] = []
     for rule in rules:
-        for labels, points in prom.query_range(rule.expr, start, end, HOUR):
+        for labels, points in query_year(prom, rule.expr, start, end):
             full = {**labels, **rule.labels, "alertname": rule.name}
             found += [Episode(rule.name, full, a, b)
                       for a, b in episodes(rule, points, start, end, HOUR)]

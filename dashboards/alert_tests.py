@@ -11,9 +11,10 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from dashboards.alerts import (
+    ANSCOMBE,
     BASELINE_WINDOW,
     BURST_BASELINE_DAYS,
     BURST_DAYS,
@@ -26,6 +27,9 @@ from dashboards.alerts import (
     DEFAULT_LINKS,
     HEADER,
     JOB,
+    LAST_YEAR_MARGIN,
+    LAST_YEAR_OFFSET,
+    LAST_YEAR_Z,
     MIN_BURST,
     MIN_CASES,
     PIPELINE_BOARD,
@@ -34,6 +38,7 @@ from dashboards.alerts import (
     R_RATIO,
     REGION,
     REGION_BOARD,
+    REGION_GROWTH_Z,
     REPORT_HOUR_UTC,
     REPORT_WEEKDAY,
     RULES_PATH,
@@ -58,11 +63,13 @@ from dashboards.alerts import (
     rule_groups,
     selector,
     texts_at_risk,
+    texts_below_last_year,
     texts_below_target,
     texts_breach_burst,
     texts_breaches,
     texts_region_worse,
     texts_unit_below,
+    texts_unit_below_last_year,
     texts_unit_worse,
     texts_waiting_rising,
 )
@@ -70,6 +77,7 @@ from models.indicators import INDICATORS, Indicator
 
 W1, W2 = "worker-1:8000", "worker-2:8000"
 BIG, SMALL, MILD, EMPTY = "unit_big", "unit_small", "unit_mild", "unit_empty"
+OTHER = "unit_other"
 
 
 def _series(metric: str, values: str, **labels: str) -> dict[str, str]:
@@ -198,14 +206,19 @@ def _worse_tests(ind: Indicator, links: Links) -> list[dict[str, Any]]:
 def burst(recent: int, usual_window: int, region_recent: int, region_window: int) -> bool:
     """VardgarantiBreachBurst, re-done in Python."""
     share = BURST_DAYS / BURST_BASELINE_DAYS
-    growth = max(region_recent / max(region_window * share, 1), 1)
-    expected = usual_window * share * growth
-    return recent >= MIN_BURST and recent > expected + BURST_Z * math.sqrt(expected + 1)
+    usual = usual_window * share
+    rest_recent, rest_usual = region_recent - recent, region_window * share - usual
+    grew = rest_recent > rest_usual + REGION_GROWTH_Z * math.sqrt(rest_usual + 1)
+    expected = usual * (max(rest_recent / max(rest_usual, 1), 1) if grew else 1)
+    bar = (math.sqrt(expected + ANSCOMBE) + BURST_Z / 2) ** 2 - ANSCOMBE
+    return recent >= MIN_BURST and recent > bar
 
 
-def _burst_tests(ind: Indicator, links: Links) -> list[dict[str, Any]]:
-    steady, total = 40, 52  # days of the usual rate, then the new rate
-    rates = {BIG: (1, 10), SMALL: (0, 1), MILD: (20, 25)}
+def _burst_scenario(ind: Indicator, links: Links, name: str,
+                    rates: Mapping[str, tuple[int, int]], paged: str | None
+                    ) -> dict[str, Any]:
+    """Units' breaches a day (before, from day `steady` on): only `paged` pages."""
+    steady, total = 40, 52
     series: list[dict[str, str]] = []
     cum: dict[str, list[int]] = {}
     for unit, (before, now) in rates.items():
@@ -223,18 +236,31 @@ def _burst_tests(ind: Indicator, links: Links) -> list[dict[str, Any]]:
         return burst(c[d] - c[d - BURST_DAYS], c[d - BURST_DAYS] - c[d - lookback],
                      r[d] - r[d - BURST_DAYS], r[d - BURST_DAYS] - r[d - lookback])
 
-    first = next(d for d in range(steady, total) if fires(BIG, d))
-    assert first <= steady + 2
-    assert not any(fires(u, d) for u in (SMALL, MILD) for d in range(lookback, total))
+    assert not any(fires(u, d) for u in rates if u != paged for d in range(lookback, total))
     rule = _rule("VardgarantiBreachBurst", ind, links)
-    at = first + 2
-    value = cum[BIG][at] - cum[BIG][at - BURST_DAYS]
-    fired = _exp(rule, texts_breach_burst(ind, str(value), BIG), links, WORKLIST_BOARD,
-                 {"unit": BIG}, indicator=ind.id, unit=BIG)
-    return [{"name": f"{ind.id}: a burst of new breaches at one unit", "interval": "1d",
-             "input_series": series,
-             "alert_rule_test": [_check(rule.name, f"{steady}d", []),
-                                 _check(rule.name, f"{at}d", [fired])]}]
+    checks = [_check(rule.name, f"{steady}d", [])]
+    if paged is None:
+        checks += [_check(rule.name, f"{d}d", []) for d in range(steady + 1, total)]
+    else:
+        first = next(d for d in range(steady, total) if fires(paged, d))
+        assert first <= steady + 2
+        at = first + 2
+        value = cum[paged][at] - cum[paged][at - BURST_DAYS]
+        checks.append(_check(rule.name, f"{at}d", [_exp(
+            rule, texts_breach_burst(ind, str(value), paged), links, WORKLIST_BOARD,
+            {"unit": paged}, indicator=ind.id, unit=paged)]))
+    return {"name": f"{ind.id}: {name}", "interval": "1d", "input_series": series,
+            "alert_rule_test": checks}
+
+
+def _burst_tests(ind: Indicator, links: Links) -> list[dict[str, Any]]:
+    return [
+        _burst_scenario(ind, links, "a burst of new breaches at one unit",
+                        {BIG: (1, 10), SMALL: (0, 1), MILD: (20, 25)}, BIG),
+        # the rest of the region triples too (a holiday): every unit's bar rises with it
+        _burst_scenario(ind, links, "a wave of breaches across the region",
+                        {BIG: (2, 8), MILD: (20, 60), OTHER: (20, 60)}, None),
+    ]
 
 
 def _waiting_tests(ind: Indicator, links: Links) -> list[dict[str, Any]]:
@@ -327,6 +353,70 @@ def _report_tests(ind: Indicator, links: Links) -> list[dict[str, Any]]:
             ],
         },
     ]
+
+
+def below_last_year(now_within: int, now_done: int, then_within: int, then_done: int) -> bool:
+    """VardgarantiBelowLastYear / VardgarantiUnitBelowLastYear, re-done in Python."""
+    if min(now_done, then_done) < MIN_CASES:
+        return False
+    now, then = now_within / now_done, then_within / then_done
+    return (now < then - LAST_YEAR_MARGIN
+            and now < then - LAST_YEAR_Z * math.sqrt(then * (1 - then) / now_done))
+
+
+# The last-year tests evaluate every LAST_YEAR_STEP: a divisor of the hours from the start
+# (Thursday 1 January 1970 00:00 UTC) to a Monday report hour a year later, so that a year
+# takes 79 evaluations instead of thousands; the samples come every 6 hours.
+LAST_YEAR_STEP: Final = 114
+SAMPLE_HOURS: Final = 6
+
+
+def _last_year_tests(ind: Indicator, links: Links) -> list[dict[str, Any]]:
+    monday = (REPORT_WEEKDAY - 4) % 7 * 24 + REPORT_HOUR_UTC  # the first report hour
+    week, step = 7 * 24, LAST_YEAR_STEP
+    year = int(LAST_YEAR_OFFSET[:-1]) * week
+    report_steps = [k for k in range(year // step + week) if (k * step - monday) % week == 0]
+    early = report_steps[0]  # no year behind it
+    at = next(k for k in report_steps if k * step > year)  # the first with a year behind
+    switch = (early + 1) * step // SAMPLE_HOURS  # the values change after the early report
+    samples = at * step // SAMPLE_HOURS + 2
+    n = 1000
+    # unit: (within, completed) a year earlier, then now
+    units = {BIG: ((800, n), (500, n)),  # far below last year: in the report
+             MILD: ((800, n), (750, n)),  # five points below: not
+             SMALL: ((MIN_CASES - 1, MIN_CASES - 1), (0, MIN_CASES - 1)),  # too few cases
+             EMPTY: ((0, 0), (0, n))}  # no cases last year (zero denominator)
+    series: list[dict[str, str]] = []
+    for unit, ((w0, d0), (w1, d1)) in units.items():
+        within = [w0] * switch + [w1] * (samples - switch)
+        done = [d0] * switch + [d1] * (samples - switch)
+        series += _split("vardgaranti_completed_within", within, indicator=ind.id, unit=unit,
+                         window=COMPLIANCE_WINDOW)
+        series += _split("vardgaranti_completed_over",
+                         [d - w for d, w in zip(done, within, strict=True)],
+                         indicator=ind.id, unit=unit, window=COMPLIANCE_WINDOW)
+    names = ("VardgarantiBelowLastYear", "VardgarantiUnitBelowLastYear")
+    win = {"window": COMPLIANCE_WINDOW}
+    unit_rule = _rule(names[1], ind, links)
+    fired_units = [
+        _exp(unit_rule, texts_unit_below_last_year(ind, percent(now[0] / now[1]), unit), links,
+             UNIT_BOARD, {"unit": unit, **win}, indicator=ind.id, unit=unit)
+        for unit, (then, now) in units.items() if below_last_year(*now, *then)]
+    assert [a["exp_labels"]["unit"] for a in fired_units] == [BIG]
+    then_in, then_done = (sum(u[0][k] for u in units.values()) for k in (0, 1))
+    now_in, now_done = (sum(u[1][k] for u in units.values()) for k in (0, 1))
+    assert below_last_year(now_in, now_done, then_in, then_done)
+    region = [_exp(_rule(names[0], ind, links),
+                   texts_below_last_year(ind, percent(now_in / now_done)), links,
+                   REGION_BOARD, win)]
+    checks = []
+    for alert, fired in zip(names, (region, fired_units), strict=True):
+        checks += [_check(alert, f"{at * step}h", fired),
+                   _check(alert, f"{(at - 1) * step}h", []),  # not the report hour
+                   _check(alert, f"{early * step}h", [])]  # no year behind it yet
+    return [{"name": f"{ind.id}: below the same days a year earlier",
+             "interval": f"{SAMPLE_HOURS}h", "input_series": series,
+             "alert_rule_test": checks}]
 
 
 # --------------------------------------------------------------------------- worklist
@@ -569,6 +659,7 @@ def render_tests(links: Links = DEFAULT_LINKS) -> dict[str, str]:
         "change.test.yml": lambda i, lk: (_worse_tests(i, lk) + _burst_tests(i, lk)
                                           + _waiting_tests(i, lk)),
         "report.test.yml": _report_tests,
+        "last-year.test.yml": _last_year_tests,
         "worklist.test.yml": _worklist_tests,
     }
     files: dict[str, list[dict[str, Any]]] = {
@@ -577,7 +668,8 @@ def render_tests(links: Links = DEFAULT_LINKS) -> dict[str, str]:
            for name, make in per_indicator.items()},
         "pipeline.test.yml": _pipeline_tests(links),
     }
-    intervals = {"change.test.yml": "1d", "report.test.yml": "1h"}
+    intervals = {"change.test.yml": "1d", "report.test.yml": "1h",
+                 "last-year.test.yml": f"{LAST_YEAR_STEP}h"}
     return {
         name: HEADER + dump({
             "rule_files": [rules_rel],

@@ -53,12 +53,26 @@ CHANGE_MARGIN: Final = 0.20
 CHANGE_Z: Final = 4.0
 CHANGE_MIN_CASES: Final = 10
 # A burst of new breaches: those of the last BURST_DAYS against the BURST_BASELINE_DAYS
-# before them (Poisson: more than the expected count + BURST_Z × its root), at least
-# MIN_BURST breaches.
+# before them. A count test, not a rate (a unit with 20 cases a month expects well under one
+# breach in two days): the count must lie BURST_Z standard deviations above the expected on
+# Anscombe's square-root scale, where a Poisson count is nearly normal even for small
+# means (expected 0: 6 breaches; 1.5: 10; 14: 31), and be at least MIN_BURST. The expected
+# count grows with the rest of the region only when that growth is beyond chance
+# (REGION_GROWTH_Z), so the unit's own burst and the noise of the other units do not
+# raise the bar. Thresholds from the quality run (docs/alerts.md).
 BURST_DAYS: Final = 2
 BURST_BASELINE_DAYS: Final = 28
-BURST_Z: Final = 5.0
-MIN_BURST: Final = 8
+BURST_Z: Final = 3.5
+MIN_BURST: Final = 3
+REGION_GROWTH_Z: Final = 3.0
+ANSCOMBE: Final = 0.375
+# The weekly report compares each COMPLIANCE_WINDOW with the same days a year earlier
+# (52 weeks: the same weekdays, which set the volumes): worse by LAST_YEAR_MARGIN points and
+# by more than LAST_YEAR_Z standard errors of last year's share, over at least MIN_CASES
+# completed in both periods. Silent until a year of history exists.
+LAST_YEAR_OFFSET: Final = "52w"
+LAST_YEAR_MARGIN: Final = 0.10
+LAST_YEAR_Z: Final = 3.0
 # Waiting over the limit, region-wide, up by MIN_CASES clocks and this factor in a week.
 WAITING_RISE_DAYS: Final = 7
 WAITING_RISE_FACTOR: Final = 1.10
@@ -333,6 +347,29 @@ def texts_unit_below(ind: Indicator, value: str, unit: str) -> Texts:
     )
 
 
+def _last_year_sv() -> str:
+    return (f"samma {days(COMPLIANCE_WINDOW)} dagar ett år tidigare "
+            f"({LAST_YEAR_OFFSET[:-1]} veckor sedan, samma veckodagar)")
+
+
+def texts_below_last_year(ind: Indicator, value: str) -> Texts:
+    return (
+        f"Veckorapport {ind.name_sv}: regionen sämre än för ett år sedan",
+        f"I hela regionen blev {value} av ärendena de senaste {days(COMPLIANCE_WINDOW)} "
+        f"dagarna klara inom tidsgränsen ({_limit_sv(ind)}), minst "
+        f"{round(LAST_YEAR_MARGIN * 100):g} procentenheter färre än {_last_year_sv()}.",
+    )
+
+
+def texts_unit_below_last_year(ind: Indicator, value: str, unit: str) -> Texts:
+    return (
+        f"Veckorapport {ind.name_sv}: {unit} sämre än för ett år sedan",
+        f"På {unit} blev {value} av ärendena de senaste {days(COMPLIANCE_WINDOW)} dagarna "
+        f"klara inom tidsgränsen ({_limit_sv(ind)}), minst "
+        f"{round(LAST_YEAR_MARGIN * 100):g} procentenheter färre än {_last_year_sv()}.",
+    )
+
+
 def texts_at_risk(ind: Indicator, value: str, unit: str) -> Texts:
     return (
         f"Arbetslista {unit}: {ind.name_sv}, ärenden nära tidsgränsen",
@@ -431,13 +468,20 @@ def _breaches(level: str, ind: Indicator) -> tuple[str, str]:
 
 
 def burst_expr(ind: Indicator) -> str:
-    """A unit's new breaches, far above its usual count grown as the region's grew."""
+    """A unit's new breaches, far above its usual count (grown as the rest of the region's
+    grew, where that growth is beyond chance)."""
     recent, usual = _breaches(UNIT, ind)
     region_recent, region_usual = _breaches(REGION, ind)
-    expected = (f"({usual} * on (indicator) group_left ()\n"
-                f"  clamp_min({region_recent} / clamp_min({region_usual}, 1), 1))")
+    rest_recent = f"({region_recent} - on (indicator) group_right ()\n  {recent})"
+    rest_usual = f"({region_usual} - on (indicator) group_right ()\n  {usual})"
+    growth = (f"(clamp_min({rest_recent} / clamp_min({rest_usual}, 1), 1)\n"
+              f" and {rest_recent}\n  > {rest_usual}\n"
+              f"  + {_num(REGION_GROWTH_Z)} * sqrt({rest_usual} + 1)\n"
+              f" or {recent} * 0 + 1)")
+    expected = f"({usual} * {growth})"
+    a = _num(ANSCOMBE)
     return (f"{recent} >= {MIN_BURST}\nand\n"
-            f"{recent} > {expected}\n  + {_num(BURST_Z)} * sqrt({expected} + 1)")
+            f"{recent} > (sqrt({expected} + {a})\n  + {_num(BURST_Z / 2)}) ^ 2 - {a}")
 
 
 def waiting_rising_expr(ind: Indicator) -> str:
@@ -459,6 +503,28 @@ def below_target_expr(ind: Indicator, *, region: bool) -> str:
         f"{R_RATIO}{suffix}{sel} < {_num(ind.target)}\n"
         f"and on ({on})\n"
         f"{R_COMPLETED}{suffix}{sel} >= {MIN_CASES}\n"
+        f"{report_hour()}"
+    )
+
+
+def below_last_year_expr(ind: Indicator, *, region: bool) -> str:
+    """The share within the limit, clearly below the same days a year earlier, with enough
+    cases in both periods, in the weekly report hour. Last year's share is summed from the
+    app's metrics, not read from a record: it needs no record evaluated a year ago."""
+    by = "indicator, window" if region else "indicator, unit, window"
+    sel = selector(indicator=ind.id, window=COMPLIANCE_WINDOW)
+    suffix = REGION if region else ""
+    now, done = f"{R_RATIO}{suffix}{sel}", f"{R_COMPLETED}{suffix}{sel}"
+    past = f"{sel} offset {LAST_YEAR_OFFSET}"
+    within = _sum(by, "vardgaranti_completed_within", past)
+    done_then = f"({within}\n  + {_sum(by, 'vardgaranti_completed_over', past)})"
+    then = f"({within}\n  / ({done_then} > 0))"
+    return (
+        f"{now}\n< {then} - {_num(LAST_YEAR_MARGIN)}\n"
+        f"and\n{now}\n< {then}\n"
+        f"  - {_num(LAST_YEAR_Z)} * sqrt({then} * (1 - {then}) / {done})\n"
+        f"and on ({by})\n{done} >= {MIN_CASES}\n"
+        f"and on ({by})\n{done_then} >= {MIN_CASES}\n"
         f"{report_hour()}"
     )
 
@@ -494,6 +560,15 @@ def indicator_alerts(ind: Indicator, links: Links = DEFAULT_LINKS) -> list[Alert
               alert_annotations("VardgarantiUnitBelowTarget",
                           texts_unit_below(ind, T_PERCENT, T_UNIT), links, UNIT_BOARD,
                           **unit_vars)),
+        Alert("VardgarantiBelowLastYear", below_last_year_expr(ind, region=True), "0m",
+              _labels("report", team, "region", "last_year", indicator=i),
+              alert_annotations("VardgarantiBelowLastYear",
+                                texts_below_last_year(ind, T_PERCENT), links, REGION_BOARD)),
+        Alert("VardgarantiUnitBelowLastYear", below_last_year_expr(ind, region=False), "0m",
+              _labels("report", team, "unit", "last_year", indicator=i),
+              alert_annotations("VardgarantiUnitBelowLastYear",
+                                texts_unit_below_last_year(ind, T_PERCENT, T_UNIT), links,
+                                UNIT_BOARD, **unit_vars)),
     ]
     if ind.at_risk_days > 0:
         out.append(Alert(

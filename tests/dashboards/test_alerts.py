@@ -18,7 +18,8 @@ ALERTMANAGER = ROOT / "deploy" / "alertmanager" / "alertmanager.yml"
 PER_INDICATOR = {
     "VardgarantiUnitWorse", "VardgarantiRegionWorse", "VardgarantiBreachBurst",
     "VardgarantiWaitingOverLimitRising", "VardgarantiBelowTarget",
-    "VardgarantiUnitBelowTarget", "VardgarantiNewBreaches",
+    "VardgarantiUnitBelowTarget", "VardgarantiBelowLastYear", "VardgarantiUnitBelowLastYear",
+    "VardgarantiNewBreaches",
 }
 PIPELINE = {
     "VardgarantiWorkerDown", "VardgarantiNoEventsProcessed", "VardgarantiWatermarkStalled",
@@ -69,6 +70,7 @@ def test_every_indicator_has_its_alerts(ind: Any) -> None:
     assert f"< {ind.target:g}\n" in by_name["VardgarantiUnitBelowTarget"]["expr"]
     # a minimum case count guards every alert on a share or a count of a unit
     for name in ("VardgarantiBelowTarget", "VardgarantiUnitBelowTarget",
+                 "VardgarantiBelowLastYear", "VardgarantiUnitBelowLastYear",
                  "VardgarantiWaitingOverLimitRising"):
         assert f">= {alerts.MIN_CASES}" in by_name[name]["expr"], name
     for name in ("VardgarantiUnitWorse", "VardgarantiRegionWorse"):
@@ -145,6 +147,7 @@ def test_records_read_only_the_apps_metrics() -> None:
 def test_severity_policy() -> None:
     sev = {(a["alert"]): a["labels"]["severity"] for a in _alerts()}
     assert sev["VardgarantiBelowTarget"] == sev["VardgarantiUnitBelowTarget"] == "report"
+    assert sev["VardgarantiBelowLastYear"] == sev["VardgarantiUnitBelowLastYear"] == "report"
     assert sev["VardgarantiUnitWorse"] == sev["VardgarantiBreachBurst"] == "page"
     assert sev["VardgarantiWaitingOverLimitRising"] == "page"
     assert sev["VardgarantiAtRisk"] == sev["VardgarantiNewBreaches"] == "worklist"
@@ -165,3 +168,25 @@ def test_alertmanager_refers_to_existing_alerts_and_routes_every_severity() -> N
     # the report: one digest per team and week
     report = routes['severity="report"']
     assert report["group_by"] == ["team"] and report["repeat_interval"] == "168h"
+
+
+@pytest.mark.parametrize("ind", INDICATORS, ids=lambda i: i.id)
+def test_last_year_reports_need_cases_in_both_years(ind: Any) -> None:
+    by_name = {a["alert"]: a for a in _alerts() if a["labels"].get("indicator") == ind.id}
+    for name in ("VardgarantiBelowLastYear", "VardgarantiUnitBelowLastYear"):
+        expr = by_name[name]["expr"]
+        assert expr.count(f">= {alerts.MIN_CASES}") == 2, name
+        assert f"offset {alerts.LAST_YEAR_OFFSET}" in expr, name
+
+
+def test_burst_bar_is_a_count_test() -> None:
+    """The Python re-doing of the rule: no page on one breach at a unit that expects none,
+    a page on a handful, and a wave across the region raises every unit's bar."""
+    b = alert_tests.burst
+    share = alerts.BURST_BASELINE_DAYS // alerts.BURST_DAYS
+    assert not b(alerts.MIN_BURST - 1, 0, 0, 0)
+    assert b(8, 0, 8, 0)  # 8 in two days where none is usual
+    assert not b(8, 4 * share, 8 + 100, 4 * share + 100 * share)  # usual 4: 8 is chance
+    # the same burst during a region-wide wave (the rest of the region tripled): no page
+    assert b(12, 2 * share, 12 + 40, 2 * share + 40 * share)
+    assert not b(12, 2 * share, 12 + 120, 2 * share + 40 * share)

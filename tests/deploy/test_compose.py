@@ -414,6 +414,13 @@ def test_prometheus_reads_the_repository_config(compose: Compose) -> None:
     assert am == ROOT / "deploy" / "alertmanager" / "alertmanager.yml"
 
 
+def test_prometheus_sees_a_backfilled_daily_sample_until_the_next_one(
+        compose: Compose) -> None:
+    from benchmarks.alerts import LOOKBACK
+
+    assert _flag(compose, "prometheus", "--query.lookback-delta") == LOOKBACK == "25h"
+
+
 def test_prometheus_targets_are_services_on_their_ports(compose: Compose) -> None:
     config = _prometheus_config()
     targets = _scrape_targets() + [
