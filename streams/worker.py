@@ -33,7 +33,7 @@ from typing import Any
 
 import orjson
 
-from consumers.batches import describe
+from consumers.batches import describe, skipped
 from consumers.store import Store, StoreError
 from models.casestate import CaseState, pack
 from models.clocks import evaluate
@@ -106,9 +106,9 @@ class Worker:
         processed: Counter[str] = Counter()
         duplicates = 0
         batch_in = []
+        self._taken(batch)
         for event in batch:
             msg = event.message
-            self.positions[(msg.topic, msg.partition)] = msg.offset + 1
             raw = event.value if isinstance(event.value, bytes) else bytes(event.value or b"")
             batch_in.append((msg, ingest(raw, f"{msg.topic}/{msg.partition}/{msg.offset}")))
         back = self._read_back({got.case_id.encode() for _, got in batch_in
@@ -253,9 +253,9 @@ class Worker:
         groups: dict[bytes, CounterGroup] = {}
         applied: list[tuple[Key, int]] = []
         newest = None
+        self._taken(batch)
         for event in batch:
             msg = event.message
-            self.positions[(msg.topic, msg.partition)] = msg.offset + 1
             ind, unit = parse_route_key(bytes(msg.key))
             body = orjson.loads(event.value)
             if body.get("w") is not None:
@@ -283,6 +283,14 @@ class Worker:
         self._due |= self.view.advance(newest)
         if self._due:
             await self._notify({})
+
+    def _taken(self, batch: Sequence[Any]) -> None:
+        """Moves the positions (for the lag) past a batch; offsets the consumer passed over
+        are a warning: once the offsets after them are committed, nothing reads them again."""
+        for topic, partition, first, last in skipped(self.positions, (
+                (e.message.topic, e.message.partition, e.message.offset) for e in batch)):
+            log.warning("%s p%d: offsets %d-%d passed over, not taken", topic, partition,
+                        first, last)
 
     # ------------------------------------------------------------ the live view
 
