@@ -230,7 +230,7 @@ class Worker:
             if key not in candidates and key in self.m.cases.data:
                 candidates[key] = self._case(key, 0)
         self._due = set()
-        marked: list[tuple[bytes, CaseState]] = []
+        marked: dict[bytes, list[str]] = {}
         sends = []
         for key, state in candidates.items():
             notices = due(key.decode(), state.clocks, state.sent or (), today)
@@ -240,10 +240,19 @@ class Worker:
             for n in notices:
                 sends.append(await self.m.breaches.send(key=key, value=orjson.dumps(n.as_dict())))
                 state.sent.append(n.notice_id)
-            marked.append((key, state))
+            marked[key] = [n.notice_id for n in notices]
         await _delivered(sends)
-        await _delivered([await put(self.m.cases, state.partition, key, state.to_json())
-                          for key, state in marked])
+        # marked on the case as the table holds it now: while the sends were awaited the
+        # other agent may have written it (a copy read before would drop its new facts)
+        writes = []
+        for key, ids in marked.items():
+            value = self.m.cases.data.get(key)
+            if value is None:
+                continue  # it left the table meanwhile: a repeat is possible, a loss is not
+            state = CaseState.from_json(value)
+            state.sent = (state.sent or []) + [i for i in ids if i not in (state.sent or ())]
+            writes.append(await put(self.m.cases, state.partition, key, state.to_json()))
+        await _delivered(writes)
         self.notices_sent += len(sends)
 
     # ------------------------------------------------------------ deltas -> counters
