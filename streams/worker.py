@@ -24,6 +24,7 @@ changes.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections import Counter, defaultdict
@@ -85,6 +86,9 @@ class Worker:
         self.notices_sent = 0
         self._due: set[str] = set()  # cases whose clocks the watermark made due
         self._assignment: frozenset[Any] | None = None
+        # both agents write cases; a send can wait inside the producer, so without turns a
+        # later write could reach the changelog before an earlier one of the same case
+        self._case_writes = asyncio.Lock()
 
     def today(self) -> date | None:
         return self.view.today_date()
@@ -143,8 +147,10 @@ class Worker:
         sends += [await self.m.dlq.send(value=d.to_json()) for d in dead]
         await _delivered(sends)
         # (2) the cases, acknowledged before the batch (and so its offsets) is done
-        await _delivered([await put(self.m.cases, state.partition, key, state.to_json())
-                          for key, state in touched.items()])
+        async with self._case_writes:
+            writes = [await put(self.m.cases, state.partition, key, state.to_json())
+                      for key, state in touched.items()]
+        await _delivered(writes)
         # then their clocks and the batch's counts into the live view and the pipeline
         # counters: one synchronous step, which a read sees whole or not at all
         for key, state in touched.items():
@@ -245,13 +251,14 @@ class Worker:
         # marked on the case as the table holds it now: while the sends were awaited the
         # other agent may have written it (a copy read before would drop its new facts)
         writes = []
-        for key, ids in marked.items():
-            value = self.m.cases.data.get(key)
-            if value is None:
-                continue  # it left the table meanwhile: a repeat is possible, a loss is not
-            state = CaseState.from_json(value)
-            state.sent = (state.sent or []) + [i for i in ids if i not in (state.sent or ())]
-            writes.append(await put(self.m.cases, state.partition, key, state.to_json()))
+        async with self._case_writes:
+            for key, ids in marked.items():
+                value = self.m.cases.data.get(key)
+                if value is None:
+                    continue  # it left the table meanwhile: a repeat is possible, a loss is not
+                state = CaseState.from_json(value)
+                state.sent = (state.sent or []) + [i for i in ids if i not in (state.sent or ())]
+                writes.append(await put(self.m.cases, state.partition, key, state.to_json()))
         await _delivered(writes)
         self.notices_sent += len(sends)
 
