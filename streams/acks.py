@@ -44,3 +44,34 @@ class TakenOnly:
             return None  # the record at the committed offset is not acknowledged yet
         offset: int | None = super()._new_offset(tp)  # type: ignore[misc]
         return offset
+
+
+class FetchedNotDropped:
+    """Consumer mixin: a fetch asks for, and hands on, one fixed set of partitions.
+
+    Faust hands its own set of active partitions to the fetch on the consumer thread and
+    keeps changing it meanwhile (pauses at the end of a recovery, at a rebalance). The
+    consumer library takes an empty set as "every partition", and Faust then drops, without
+    a word, the records of partitions that are not active by the time they arrive; the
+    fetch position has moved past them. Seen after a restart: a partition's offsets
+    1101-1274 fetched during the end of the recovery, dropped, and never read again (the
+    commit held at 1101 behind them). Here the fetch gets a snapshot, nothing when it is
+    empty, and the records of every partition in it are passed on (a stream that is not to
+    take them skips them unacknowledged, and they are read again after the seek).
+    """
+
+    async def _wait_next_records(self, timeout: float) -> tuple[Any, Any]:
+        this: Any = self
+        if not this.flow_active:
+            await this.wait(this.can_resume_flow)
+        try:
+            this.not_waiting_next_records.set()
+            active = None if this.app.client_only else set(this._get_active_partitions())
+            records: Any = {}
+            if active is None or active:
+                records = await this._getmany(active_partitions=active, timeout=timeout)
+            else:
+                await this.sleep(1)
+            return records, active
+        finally:
+            this.not_waiting_next_records.set()

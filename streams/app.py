@@ -19,7 +19,7 @@ from faust.types import TableT, TransportT
 
 from consumers.kafka_config import check as check_kafka
 from models.settings import Settings
-from streams.acks import TakenOnly
+from streams.acks import FetchedNotDropped, TakenOnly
 from streams.recovery import HeldResume, SeekingTableManager
 
 CASES_TABLE = "cases"
@@ -67,7 +67,7 @@ class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         return consumer
 
 
-class _Consumer(TakenOnly, HeldResume, faust_aiokafka.Consumer):
+class _Consumer(FetchedNotDropped, TakenOnly, HeldResume, faust_aiokafka.Consumer):
     def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
         return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 

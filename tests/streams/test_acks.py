@@ -69,3 +69,33 @@ def test_nothing_is_committed_past_an_unacknowledged_record_at_the_committed_off
     assert consumer_at(11, [11, 12, 13])._new_offset(tp) == 14
     stock = consumer_at(11, [12, 13])
     assert faust_aiokafka.Consumer._new_offset(stock, tp) == 14  # Faust would skip 11
+
+
+def test_a_fetch_asks_for_and_hands_on_the_partitions_active_when_it_began() -> None:
+    """A pause while the fetch is under way neither widens it (an empty set would mean
+    every partition to the consumer library) nor makes its records be dropped."""
+    a, b = TP(TOPIC, 0), TP(TOPIC, 1)
+
+    async def run() -> tuple[Any, Any, list[Any]]:
+        app: Any = build(Settings(kafka_bootstrap="127.0.0.1:1", events_topic=TOPIC,
+                                  partitions=2)).app
+        consumer = app.consumer
+        consumer.assignment = lambda: {a, b}
+        consumer._set_active_tps({a, b})
+        consumer.resume_flow()
+        asked: list[Any] = []
+
+        async def getmany(active_partitions: Any, timeout: float) -> Any:
+            asked.append(active_partitions)
+            consumer.pause_partitions({a, b})  # the recovery ends meanwhile
+            return {a: ["record"]}
+
+        consumer._getmany = getmany
+        first = await consumer._wait_next_records(0.1)
+        second = await consumer._wait_next_records(0.1)  # all paused now: no fetch
+        return first, second, asked
+
+    (records, handed_on), (nothing, _), asked = asyncio.run(run())
+    assert asked == [{a, b}]  # once, and the set it was given was not emptied under it
+    assert records == {a: ["record"]} and a in handed_on  # so getmany passes them on
+    assert nothing == {}
