@@ -19,6 +19,8 @@ from faust.types import TableT, TransportT
 
 from consumers.kafka_config import check as check_kafka
 from models.settings import Settings
+from streams.acks import FetchedNotDropped, TakenOnly
+from streams.recovery import HeldResume, SeekingTableManager
 
 CASES_TABLE = "cases"
 COUNTS_TABLE = "counts"
@@ -65,7 +67,7 @@ class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         return consumer
 
 
-class _Consumer(faust_aiokafka.Consumer):
+class _Consumer(FetchedNotDropped, TakenOnly, HeldResume, faust_aiokafka.Consumer):
     def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
         return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
@@ -118,6 +120,8 @@ def build(settings: Settings, **overrides: Any) -> Monitor:
         "broker_session_timeout": settings.kafka_session_timeout,
         "broker_heartbeat_interval": settings.kafka_heartbeat_interval,
         "producer_linger": settings.kafka_producer_linger_ms / 1000,
+        # stream partitions resume after their seek at the end of a recovery (streams/recovery.py)
+        "TableManager": SeekingTableManager,
     }
     config.update(overrides)
     app = MonitorApp(settings.app_id, fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,

@@ -24,6 +24,7 @@ changes.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections import Counter, defaultdict
@@ -33,7 +34,7 @@ from typing import Any
 
 import orjson
 
-from consumers.batches import describe
+from consumers.batches import describe, skipped
 from consumers.store import Store, StoreError
 from models.casestate import CaseState, pack
 from models.clocks import evaluate
@@ -92,6 +93,9 @@ class Worker:
         self.folded = 0  # day groups folded into checkpoints
         self._folded_on: int | None = None
         self._restart_point: tuple[frozenset[Any] | None, dict[Any, int]] = (None, {})
+        # both agents write cases; a send can wait inside the producer, so without turns a
+        # later write could reach the changelog before an earlier one of the same case
+        self._case_writes = asyncio.Lock()
 
     def today(self) -> date | None:
         return self.view.today_date()
@@ -113,9 +117,9 @@ class Worker:
         processed: Counter[str] = Counter()
         duplicates = 0
         batch_in = []
+        self._taken(batch)
         for event in batch:
             msg = event.message
-            self.positions[(msg.topic, msg.partition)] = msg.offset + 1
             raw = event.value if isinstance(event.value, bytes) else bytes(event.value or b"")
             batch_in.append((msg, ingest(raw, f"{msg.topic}/{msg.partition}/{msg.offset}")))
         back = self._read_back({got.case_id.encode() for _, got in batch_in
@@ -150,8 +154,10 @@ class Worker:
         sends += [await self.m.dlq.send(value=d.to_json()) for d in dead]
         await _delivered(sends)
         # (2) the cases, acknowledged before the batch (and so its offsets) is done
-        await _delivered([await put(self.m.cases, state.partition, key, state.to_json())
-                          for key, state in touched.items()])
+        async with self._case_writes:
+            writes = [await put(self.m.cases, state.partition, key, state.to_json())
+                      for key, state in touched.items()]
+        await _delivered(writes)
         # then their clocks and the batch's counts into the live view and the pipeline
         # counters: one synchronous step, which a read sees whole or not at all
         for key, state in touched.items():
@@ -237,7 +243,7 @@ class Worker:
             if key not in candidates and key in self.m.cases.data:
                 candidates[key] = self._case(key, 0)
         self._due = set()
-        marked: list[tuple[bytes, CaseState]] = []
+        marked: dict[bytes, list[str]] = {}
         sends = []
         for key, state in candidates.items():
             notices = due(key.decode(), state.clocks, state.sent or (), today)
@@ -247,10 +253,20 @@ class Worker:
             for n in notices:
                 sends.append(await self.m.breaches.send(key=key, value=orjson.dumps(n.as_dict())))
                 state.sent.append(n.notice_id)
-            marked.append((key, state))
+            marked[key] = [n.notice_id for n in notices]
         await _delivered(sends)
-        await _delivered([await put(self.m.cases, state.partition, key, state.to_json())
-                          for key, state in marked])
+        # marked on the case as the table holds it now: while the sends were awaited the
+        # other agent may have written it (a copy read before would drop its new facts)
+        writes = []
+        async with self._case_writes:
+            for key, ids in marked.items():
+                value = self.m.cases.data.get(key)
+                if value is None:
+                    continue  # it left the table meanwhile: a repeat is possible, a loss is not
+                state = CaseState.from_json(value)
+                state.sent = (state.sent or []) + [i for i in ids if i not in (state.sent or ())]
+                writes.append(await put(self.m.cases, state.partition, key, state.to_json()))
+        await _delivered(writes)
         self.notices_sent += len(sends)
 
     # ------------------------------------------------------------ deltas -> counters
@@ -260,9 +276,9 @@ class Worker:
         groups: dict[bytes, CounterGroup] = {}
         applied: list[tuple[Key, int]] = []
         newest = None
+        self._taken(batch)
         for event in batch:
             msg = event.message
-            self.positions[(msg.topic, msg.partition)] = msg.offset + 1
             ind, unit = parse_route_key(bytes(msg.key))
             body = orjson.loads(event.value)
             if body.get("w") is not None:
@@ -360,6 +376,14 @@ class Worker:
             self._restart_point = (self._assignment, points)
         return all(self.positions.get(tp, 0) >= high
                    for tp, high in self._restart_point[1].items())
+
+    def _taken(self, batch: Sequence[Any]) -> None:
+        """Moves the positions (for the lag) past a batch; offsets the consumer passed over
+        are a warning: once the offsets after them are committed, nothing reads them again."""
+        for topic, partition, first, last in skipped(self.positions, (
+                (e.message.topic, e.message.partition, e.message.offset) for e in batch)):
+            log.warning("%s p%d: offsets %d-%d passed over, not taken", topic, partition,
+                        first, last)
 
     # ------------------------------------------------------------ the live view
 

@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from kafka import TopicPartition
 from prometheus_client import generate_latest
 
-from consumers.batches import describe
+from consumers.batches import describe, skipped
 from consumers.retry import Backoff
 from consumers.sink import Sink, _may_come_up, health_app
 from consumers.store import StoreError
@@ -21,7 +21,16 @@ from models.settings import Settings
 
 def test_a_batch_is_described_by_topic_partition_and_offsets() -> None:
     line = describe([("b", 1, 7), ("a", 3, 12), ("a", 3, 40), ("a", 0, 5), ("a", 3, 20)])
-    assert line == "a p0 5-5, p3 12-40; b p1 7-7"
+    assert line == "a p0 5-5, p3 12-40 (3 of 29); b p1 7-7"
+    assert describe([("a", 0, n) for n in range(4, 9)]) == "a p0 4-8"
+
+
+def test_offsets_passed_over_are_named_and_a_reread_is_not_a_skip() -> None:
+    at: dict[tuple[str, int], int] = {}
+    assert skipped(at, [("a", 0, 5), ("a", 0, 6), ("a", 1, 0)]) == []  # first sight
+    assert skipped(at, [("a", 0, 7), ("a", 0, 10), ("a", 1, 1)]) == [("a", 0, 8, 9)]
+    assert skipped(at, [("a", 0, 3), ("a", 0, 4)]) == []  # read again after a seek back
+    assert at == {("a", 0): 5, ("a", 1): 2}
 
 
 class FakeConsumer:
