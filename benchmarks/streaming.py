@@ -156,6 +156,16 @@ def wait_ready(proc: Proc, stack: Stack) -> float:
     return wait(f"the {proc.name} to be ready", proc.ready, 180, stack, every_s=0.02)
 
 
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process so far, from /proc (0 when it is gone).
+    On a shared machine this, not the wall clock, says what a worker costs per event."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def rss_mb(pid: int, field_name: str = "VmRSS") -> float:
     """Resident memory of a process from /proc (0 when it is gone)."""
     try:
@@ -286,35 +296,38 @@ def settled_end_offsets(bootstrap: str, topics: Sequence[str], every_s: float = 
     return now
 
 
-def bare_consumer(stack: Stack, rounds: int = 3, timeout_s: float = 900.0) -> tuple[int, float]:
-    """(records, seconds) for a bare aiokafka consumer, no group and no processing, to read
-    the events topic from its start: the ceiling for any Python consumer on this broker.
-    The best of a few rounds: one takes well under a second, so the others' load shows."""
+def bare_consumer(stack: Stack, rounds: int = 3,
+                  timeout_s: float = 900.0) -> tuple[int, float, float]:
+    """(records, seconds, CPU seconds) for a bare aiokafka consumer, no group and no
+    processing, to read the events topic from its start: the ceiling for any Python consumer
+    on this broker. The best of a few rounds: one takes well under a second, so the others'
+    load shows."""
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
     topic = stack.topics["events"]
     records = end_offsets(stack.bootstrap, [topic])
 
-    async def drain() -> float:
+    async def drain() -> tuple[float, float]:
         consumer = AIOKafkaConsumer(bootstrap_servers=stack.bootstrap, enable_auto_commit=False)
         await consumer.start()
         try:
             parts = [TopicPartition(topic, p) for p in range(stack.partitions)]
             consumer.assign(parts)
-            best = float("inf")
+            best, best_cpu = float("inf"), float("inf")
             for _ in range(rounds):
                 await consumer.seek_to_beginning(*parts)
-                started, seen = time.monotonic(), 0
+                started, cpu, seen = time.monotonic(), time.process_time(), 0
                 while seen < records:
                     batches = await consumer.getmany(timeout_ms=1000)
                     seen += sum(len(batch) for batch in batches.values())
                 best = min(best, time.monotonic() - started)
-            return best
+                best_cpu = min(best_cpu, time.process_time() - cpu)
+            return best, best_cpu
         finally:
             await consumer.stop()
 
     try:
-        return records, asyncio.run(asyncio.wait_for(drain(), timeout_s))
+        return records, *asyncio.run(asyncio.wait_for(drain(), timeout_s))
     except TimeoutError:
         raise BenchError(f"the bare consumer did not read {records} records in "
                          f"{timeout_s:.0f} s") from None
@@ -364,6 +377,8 @@ class Backlog:
     startup_s: float  # process start until /readyz
     worker_s: float  # ready until every line is accounted for and nothing lags
     bare_s: float  # a bare consumer reading the events topic, before the worker starts
+    bare_cpu_s: float = 0.0  # its CPU time (the same round)
+    worker_cpu_s: float = 0.0  # the worker's CPU time from ready until done
     messages: int = 0  # records the worker wrote to its deltas topic and changelogs
     sink_s: float | None = None  # ready until the sink has committed everything
     rss_mb: float = 0.0
@@ -379,12 +394,13 @@ def backlog(stack: BenchStack, path: Path, *, with_sink: bool = False,
     """Publish the whole log, then start one worker (and a sink) and time the catch-up."""
     stack.create_topics()
     lines, publish_s = publish(stack, path)
-    bare_records, bare_s = bare_consumer(stack)
+    bare_records, bare_s, bare_cpu_s = bare_consumer(stack)
     if bare_records != lines:
         raise BenchError(f"{lines} lines published but {bare_records} records on the topic")
     started = time.monotonic()
     worker = stack.worker()
     ready = wait_ready(worker, stack)
+    cpu_at_ready = cpu_s(worker.process.pid)
     # after the worker has created its changelogs: the sink subscribes by pattern, and
     # kafka-python sees new topics only at its next metadata refresh (5 minutes by default)
     sink = stack.sink() if with_sink else None
@@ -409,7 +425,8 @@ def backlog(stack: BenchStack, path: Path, *, with_sink: bool = False,
     wait("the worker to process most lines", lambda: done() or seen >= 0.9 * lines,
          timeout_s, stack, every_s=2.0)
     finished = wait("the worker to process every line", done, timeout_s, stack, every_s=0.5)
-    result = Backlog(lines, publish_s, ready - started, finished - ready, bare_s,
+    result = Backlog(lines, publish_s, ready - started, finished - ready, bare_s, bare_cpu_s,
+                     cpu_s(worker.process.pid) - cpu_at_ready,
                      messages=settled_end_offsets(stack.bootstrap, stack.internal_topics()),
                      worker=worker)
     if sink is not None:
@@ -706,6 +723,9 @@ def run(scale: float = 0.03, year: int = 2024, partitions: int = 6, *, with_sink
                        worker_events_per_s=b.lines / b.worker_s, worker_rss_mb=b.rss_mb,
                        bare_consumer_events_per_s=b.lines / b.bare_s,
                        worker_share_of_bare=b.bare_s / b.worker_s,
+                       worker_events_per_cpu_s=b.lines / b.worker_cpu_s,
+                       bare_consumer_events_per_cpu_s=b.lines / b.bare_cpu_s,
+                       worker_cpu_share_of_bare=b.bare_cpu_s / b.worker_cpu_s,
                        messages_per_event=b.messages / b.lines,
                        worker_peak_rss_mb=b.peak_rss_mb)
             assert b.worker is not None
@@ -758,6 +778,11 @@ def table(r: dict[str, float], path: Path, mock: bool) -> Table:
         ("bare aiokafka consumer, same topic (ceiling), events/s",
          f"{r['bare_consumer_events_per_s']:,.0f}"),
         ("one worker, share of the ceiling", f"{r['worker_share_of_bare']:.1%}"),
+        ("one worker, events per CPU second (its own core)",
+         f"{r['worker_events_per_cpu_s']:,.0f}"),
+        ("bare consumer, events per CPU second",
+         f"{r['bare_consumer_events_per_cpu_s']:,.0f}"),
+        ("one worker, share of the ceiling in CPU", f"{r['worker_cpu_share_of_bare']:.1%}"),
         ("Kafka messages written per event (deltas + changelogs)",
          f"{r['messages_per_event']:.2f}"),
         ("worker RSS after the backlog, MB", f"{r['worker_rss_mb']:,.0f}"),

@@ -19,6 +19,7 @@ from faust.types import TableT, TransportT
 
 from consumers.kafka_config import check as check_kafka
 from models.settings import Settings
+from streams.drain import drain_messages
 
 CASES_TABLE = "cases"
 COUNTS_TABLE = "counts"
@@ -66,6 +67,8 @@ class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
 
 
 class _Consumer(faust_aiokafka.Consumer):
+    _drain_messages = drain_messages  # no four tasks per message (streams/drain.py)
+
     def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
         return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 

@@ -58,6 +58,7 @@ from web.reads import LiveSource
 
 log = logging.getLogger("vardgaranti.worker")
 _EVENT_ID = Fact._fields.index("event_id")  # in a fact of a case's JSON form
+RETRY_DAYS = 7  # a final case not yet in the store: days until it is looked up again
 
 
 def wall_us() -> int:
@@ -177,7 +178,8 @@ class Worker:
 
     def _evict(self) -> None:
         """Final cases whose facts the store holds leave the table: a tombstone on its
-        changelog (the sink keeps their rows). Not yet in the store: tried again tomorrow."""
+        changelog (the sink keeps their rows). Not yet in the store (the sink is behind, or a
+        backlog is being replayed faster than it writes): tried again RETRY_DAYS later."""
         today = self.view.today
         if self.archive is None or today is None:
             return
@@ -202,7 +204,7 @@ class Worker:
         for key, value in due.items():
             have = {f.event_id for f in stored.get(key.decode(), ())}
             if not all(f[_EVENT_ID] in have for f in value["f"]):
-                self._leave_on(key, today + 1)  # not in the store yet: tried again tomorrow
+                self._leave_on(key, today + RETRY_DAYS)  # not in the store yet
                 continue
             del self.m.cases.data[key]
             self.m.cases.send_changelog(int(value["p"]), key, None, value_serializer="raw")
@@ -271,6 +273,7 @@ class Worker:
             self.positions[(msg.topic, msg.partition)] = msg.offset + 1
             ind, unit = parse_route_key(bytes(msg.key))
             body = orjson.loads(event.value)
+            source = int(body["p"])
             if body.get("w") is not None:
                 newest = max(newest or 0, int(body["w"]))
             by_day: dict[int, list[GroupEntry]] = defaultdict(list)
@@ -285,8 +288,8 @@ class Worker:
                         CounterGroup.from_json(value) if value is not None
                         else CounterGroup(msg.partition)
                     )
-                applied.extend(((measure, ind, unit, day, until), change)
-                               for measure, until, change in group.apply(int(body["p"]), entries))
+                for measure, until, change in group.apply(source, entries):
+                    applied.append(((measure, ind, unit, day, until), change))
         out = Outbox()
         for key, group in groups.items():
             out.put(self.m.counts, group.partition, key, group.to_json())
