@@ -333,6 +333,24 @@ def bare_consumer(stack: Stack, rounds: int = 3,
                          f"{timeout_s:.0f} s") from None
 
 
+def counters_of(stack: BenchStack) -> Counter[tuple[object, ...]]:
+    """The per-day counters the workers left, from the counts changelog (the last value of
+    each key, as the sink and a restarted worker read it): what must not depend on how
+    many workers there were."""
+    from models.countergroup import CounterGroup
+
+    topic = stack.changelogs()[1]
+    last: dict[bytes, bytes] = {}
+    for record in stack.consume(topic, end_offsets(stack.bootstrap, [topic])):
+        if record.key is not None:
+            last[bytes(record.key)] = record.value
+    out: Counter[tuple[object, ...]] = Counter()
+    for key, value in last.items():
+        if value:
+            out.update(dict(CounterGroup.from_json(orjson.loads(value)).items(key)))
+    return +out
+
+
 class SinkProgress:
     """How far the sink is behind: records of its topics its group has not committed."""
 
@@ -390,17 +408,19 @@ class Backlog:
 
 def backlog(stack: BenchStack, path: Path, *, with_sink: bool = False,
             profile: Path | None = None, profile_s: float = 20.0,
-            timeout_s: float = 900.0) -> Backlog:
-    """Publish the whole log, then start one worker (and a sink) and time the catch-up."""
+            timeout_s: float = 900.0, workers: int = 1) -> Backlog:
+    """Publish the whole log, then start `workers` workers at once (and a sink) and time the
+    catch-up, from the first worker's /readyz (so a rebalance as the others join counts)."""
     stack.create_topics()
     lines, publish_s = publish(stack, path)
     bare_records, bare_s, bare_cpu_s = bare_consumer(stack)
     if bare_records != lines:
         raise BenchError(f"{lines} lines published but {bare_records} records on the topic")
     started = time.monotonic()
-    worker = stack.worker()
-    ready = wait_ready(worker, stack)
-    cpu_at_ready = cpu_s(worker.process.pid)
+    procs = [stack.worker() for _ in range(workers)]
+    ready = min(wait_ready(w, stack) for w in procs)
+    cpu_at_ready = sum(cpu_s(w.process.pid) for w in procs)
+    worker = procs[0]
     # after the worker has created its changelogs: the sink subscribes by pattern, and
     # kafka-python sees new topics only at its next metadata refresh (5 minutes by default)
     sink = stack.sink() if with_sink else None
@@ -410,23 +430,27 @@ def backlog(stack: BenchStack, path: Path, *, with_sink: bool = False,
             [str(PY_SPY), "record", "--idle", "-p", str(worker.process.pid),
              "-d", f"{profile_s:g}", "-r", "100", "-f", "raw", "-o", str(profile)],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    scraper = Scraper(worker.port)
+    scrapers = [Scraper(w.port) for w in procs]
     peak = seen = 0.0
 
     def done() -> bool:
         nonlocal peak, seen
         peak = max(peak, rss_mb(worker.process.pid))
-        series = scraper.scrape()
-        seen = accounted(series)
+        series: dict[str, float] = {}
+        seen = 0.0
+        for scraper in scrapers:  # each worker counts its own partitions' events and lag
+            mine = scraper.scrape()
+            seen += accounted(mine)
+            series.update((k, v) for k, v in mine.items() if k.startswith(LAG + "{"))
         return seen >= lines and drained(series, stack.partitions)
 
     # /metrics renders every series inside the worker: scrape every 2 s until 90 % of the
     # lines are in, then every 0.5 s (the figure's resolution) until the lag is gone too
-    wait("the worker to process most lines", lambda: done() or seen >= 0.9 * lines,
+    wait("the workers to process most lines", lambda: done() or seen >= 0.9 * lines,
          timeout_s, stack, every_s=2.0)
-    finished = wait("the worker to process every line", done, timeout_s, stack, every_s=0.5)
+    finished = wait("the workers to process every line", done, timeout_s, stack, every_s=0.5)
     result = Backlog(lines, publish_s, ready - started, finished - ready, bare_s, bare_cpu_s,
-                     cpu_s(worker.process.pid) - cpu_at_ready,
+                     sum(cpu_s(w.process.pid) for w in procs) - cpu_at_ready,
                      messages=settled_end_offsets(stack.bootstrap, stack.internal_topics()),
                      worker=worker)
     if sink is not None:
@@ -449,13 +473,37 @@ def backlog(stack: BenchStack, path: Path, *, with_sink: bool = False,
         result.sink_rss_mb = rss_mb(sink.process.pid)
     result.rss_mb = rss_mb(worker.process.pid)
     result.peak_rss_mb = max(peak, rss_mb(worker.process.pid, "VmHWM"))
-    scraper.close()
+    for scraper in scrapers:
+        scraper.close()
     if spy is not None:
         _, err = spy.communicate(timeout=profile_s + 60)
         if spy.returncode != 0:
             raise BenchError(f"py-spy failed: {err.decode(errors='replace')[-2000:]}")
         result.profile = profile
     return result
+
+
+# ---------------------------------------------------------------- ready in seconds
+
+
+def readiness(stack: BenchStack, worker: Proc) -> dict[str, float]:
+    """Seconds from process start to /readyz 200: the worker restarted (SIGTERM, then its
+    tables recovered from their changelogs), a sink started fresh, and restarted."""
+    def stop(proc: Proc) -> None:
+        proc.stop(signal.SIGTERM)
+        stack.procs.remove(proc)  # an exit the waits below expect
+
+    stop(worker)
+    started = time.monotonic()
+    worker_restart = wait_ready(stack.worker(), stack) - started
+    started = time.monotonic()
+    sink = stack.sink(wait=False)
+    sink_fresh = wait_ready(sink, stack) - started
+    stop(sink)
+    started = time.monotonic()
+    sink_restart = wait_ready(stack.sink(wait=False), stack) - started
+    return {"worker_restart_ready_s": worker_restart, "sink_ready_s": sink_fresh,
+            "sink_restart_ready_s": sink_restart}
 
 
 # ---------------------------------------------------------------- pass 3: latency
@@ -699,7 +747,7 @@ STEP_SCALE = 0.005  # ~18 k lines: a few minutes through one worker on the test 
 
 def run(scale: float = 0.03, year: int = 2024, partitions: int = 6, *, with_sink: bool = True,
         rate: float = 20.0, seconds: float = 15.0, poll_s: float = 0.01,
-        profile: Path | None = None, profile_s: float = 20.0,
+        profile: Path | None = None, profile_s: float = 20.0, scale_out: Sequence[int] = (2, 3),
         console: Console | None = None) -> dict[str, float]:
     """All passes; the figures as a flat dict (seconds, events/s, MB)."""
     console = console or Console()
@@ -728,6 +776,7 @@ def run(scale: float = 0.03, year: int = 2024, partitions: int = 6, *, with_sink
                        worker_cpu_share_of_bare=b.bare_cpu_s / b.worker_cpu_s,
                        messages_per_event=b.messages / b.lines,
                        worker_peak_rss_mb=b.peak_rss_mb)
+            reference = counters_of(first)
             assert b.worker is not None
             console.print(f"  latency: {rate:g} probes/s for {seconds:g} s …")
             lat = latency(first, b.worker, rate, seconds, poll_s)
@@ -738,8 +787,27 @@ def run(scale: float = 0.03, year: int = 2024, partitions: int = 6, *, with_sink
                 ack_p50_s=pct(lat.ack_s, 50), scrape_p50_s=pct(lat.scrape_s, 50),
                 scrape_p99_s=pct(lat.scrape_s, 99),
             )
+            console.print("  restarts until ready …")
+            out.update(readiness(first, b.worker))
         finally:
             first.close()
+        for n in scale_out:
+            more = stack(f"workers{n}")
+            try:
+                console.print(f"  backlog through {n} workers …")
+                m = backlog(more, path, workers=n)
+                got = counters_of(more)
+                same = got == reference
+                if not same:
+                    wrong = sorted((reference - got) + (got - reference))
+                    console.print(f"  [red]{len(wrong)} counters differ[/red] from one worker's "
+                                  "(a rebalance as workers join; docs/streaming.md), e.g. "
+                                  f"{[(k, reference[k], got[k]) for k in wrong[:5]]}")
+                out.update({f"workers{n}_events_per_s": m.lines / m.worker_s,
+                            f"workers{n}_events_per_cpu_s": m.lines / m.worker_cpu_s,
+                            f"workers{n}_same_counters": float(same)})
+            finally:
+                more.close()
         if with_sink:
             second = stack("sink")
             try:
@@ -773,7 +841,11 @@ def table(r: dict[str, float], path: Path, mock: bool) -> Table:
     rows = [
         ("lines", f"{r['lines']:,.0f}"),
         ("publish (replay --to-kafka), events/s", f"{r['publish_events_per_s']:,.0f}"),
-        ("worker start until ready, s", f"{r['worker_startup_s']:.1f}"),
+        ("worker start until ready (fresh, the backlog waiting), s",
+         f"{r['worker_startup_s']:.1f}"),
+        ("worker restart until ready (tables recovered) / sink start / sink restart, s",
+         f"{r['worker_restart_ready_s']:.1f} / {r['sink_ready_s']:.1f} / "
+         f"{r['sink_restart_ready_s']:.1f}"),
         ("one worker, events/s", f"{r['worker_events_per_s']:,.0f}"),
         ("bare aiokafka consumer, same topic (ceiling), events/s",
          f"{r['bare_consumer_events_per_s']:,.0f}"),
@@ -787,6 +859,12 @@ def table(r: dict[str, float], path: Path, mock: bool) -> Table:
          f"{r['messages_per_event']:.2f}"),
         ("worker RSS after the backlog, MB", f"{r['worker_rss_mb']:,.0f}"),
     ]
+    for n in (2, 3):
+        if f"workers{n}_events_per_s" in r:
+            rows.append((f"{n} workers, events/s (per CPU second); counters as one worker's",
+                         f"{r[f'workers{n}_events_per_s']:,.0f} "
+                         f"({r[f'workers{n}_events_per_cpu_s']:,.0f}); "
+                         f"{'same' if r[f'workers{n}_same_counters'] else 'DIFFERENT'}"))
     if "sink_events_per_s" in r:
         rows += [("worker → sink → store, events/s", f"{r['sink_events_per_s']:,.0f}"),
                  ("sink RSS, MB", f"{r['sink_rss_mb']:,.0f}")]
@@ -824,6 +902,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--year", type=int, default=2024)
     parser.add_argument("--partitions", type=int, default=6)
     parser.add_argument("--no-sink", action="store_true", help="skip the worker → sink pass")
+    parser.add_argument("--workers", type=int, nargs="*", default=[2, 3], metavar="N",
+                        help="scale-out passes: N workers on the same log (default 2 3)")
     parser.add_argument("--rate", type=float, default=20.0, help="latency probes per second")
     parser.add_argument("--seconds", type=float, default=15.0, help="latency probing time")
     parser.add_argument("--poll-ms", type=float, default=10.0,
@@ -846,7 +926,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         figures = run(args.scale, args.year, args.partitions, with_sink=not args.no_sink,
                       rate=args.rate, seconds=args.seconds, poll_s=args.poll_ms / 1000,
-                      profile=args.profile, profile_s=args.profile_seconds)
+                      profile=args.profile, profile_s=args.profile_seconds,
+                      scale_out=args.workers)
     except BenchError as exc:
         print(f"streaming benchmark failed: {exc}", file=sys.stderr)
         return 1
