@@ -2,14 +2,15 @@
 
 `on_events` validates each event (bad ones to the dead-letter topic with reason and source
 offset), applies it to its case in the `cases` table through the pure core, and sends the
-resulting deltas, re-keyed by indicator × day × unit and tagged with their source offset,
-to the deltas topic. `on_deltas` keeps the per-day counters in the `counts` table.
+resulting deltas to the deltas topic: one record per indicator × unit and source partition
+per batch, each entry tagged with the offset of its event. `on_deltas` keeps the per-day counters in the `counts` table.
 
 Order of writes, so that nothing is lost or counted twice when a worker dies at any point
 (offsets are committed after a batch, so a batch may be processed again):
 1. deltas and dead letters are sent and acknowledged;
 2. then the cases are written to their changelog and acknowledged (streams/changelog.py:
-   not through Faust's producer buffer, which a commit does not reliably wait for);
+   one record batch per partition, not through Faust's producer buffer, which a commit
+   does not reliably wait for);
 3. then breach/at-risk notices are sent, then marked as sent in the case.
 A case written in (2) makes its events repeats on reprocessing (no deltas); a case not
 written makes them produce the same deltas again, with the same offsets, which the counter
