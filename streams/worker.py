@@ -3,7 +3,8 @@
 `on_events` validates each event (bad ones to the dead-letter topic with reason and source
 offset), applies it to its case in the `cases` table through the pure core, and sends the
 resulting deltas to the deltas topic: one record per indicator × unit and source partition
-per batch, each entry tagged with the offset of its event. `on_deltas` keeps the per-day counters in the `counts` table.
+per batch, each entry tagged with the offset of its event. `on_deltas` keeps the per-day
+counters in the `counts` table.
 
 Order of writes, so that nothing is lost or counted twice when a worker dies at any point
 (offsets are committed after a batch, so a batch may be processed again):
