@@ -20,6 +20,7 @@ from faust.types import TableT, TransportT
 from consumers.kafka_config import check as check_kafka
 from models.settings import Settings
 from streams.acks import FetchedNotDropped, TakenOnly
+from streams.drain import drain_messages
 from streams.recovery import HeldResume, SeekingTableManager
 
 CASES_TABLE = "cases"
@@ -68,6 +69,8 @@ class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
 
 
 class _Consumer(FetchedNotDropped, TakenOnly, HeldResume, faust_aiokafka.Consumer):
+    _drain_messages = drain_messages  # no four tasks per message (streams/drain.py)
+
     def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
         return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 

@@ -2,14 +2,16 @@
 
 `on_events` validates each event (bad ones to the dead-letter topic with reason and source
 offset), applies it to its case in the `cases` table through the pure core, and sends the
-resulting deltas, re-keyed by indicator × day × unit and tagged with their source offset,
-to the deltas topic. `on_deltas` keeps the per-day counters in the `counts` table.
+resulting deltas to the deltas topic: one record per indicator × unit and source partition
+per batch, each entry tagged with the offset of its event. `on_deltas` keeps the per-day
+counters in the `counts` table.
 
 Order of writes, so that nothing is lost or counted twice when a worker dies at any point
 (offsets are committed after a batch, so a batch may be processed again):
 1. deltas and dead letters are sent and acknowledged;
 2. then the cases are written to their changelog and acknowledged (streams/changelog.py:
-   not through Faust's producer buffer, which a commit does not reliably wait for);
+   one record batch per partition, not through Faust's producer buffer, which a commit
+   does not reliably wait for);
 3. then breach/at-risk notices are sent, then marked as sent in the case.
 A case written in (2) makes its events repeats on reprocessing (no deltas); a case not
 written makes them produce the same deltas again, with the same offsets, which the counter
@@ -37,7 +39,7 @@ import orjson
 from consumers.batches import describe, skipped
 from consumers.store import Store, StoreError
 from models.casestate import CaseState, pack
-from models.clocks import evaluate
+from models.clocks import Fact, evaluate
 from models.countergroup import (
     CounterGroup,
     Entry,
@@ -57,12 +59,13 @@ from models.live import Group, LiveView
 from models.measures import Key, Period, Row, accumulate
 from models.notices import due
 from streams.app import Monitor
-from streams.changelog import delivered as _delivered
-from streams.changelog import put
+from streams.changelog import Outbox, Producer, producer_of
 from web.metrics import MetricsSnapshot, snapshot_of
 from web.reads import LiveSource, NotKept
 
 log = logging.getLogger("vardgaranti.worker")
+_EVENT_ID = Fact._fields.index("event_id")  # in a fact of a case's JSON form
+RETRY_DAYS = 7  # a final case not yet in the store: days until it is looked up again
 
 
 def wall_us() -> int:
@@ -80,6 +83,7 @@ class Worker:
         self.grace_days = s.grace_days
         self.evicted = 0
         self._leaving: dict[int, set[bytes]] = {}  # date a final case may leave -> cases
+        self._leaves_on: dict[bytes, int] = {}  # case -> its latest date in `_leaving`
         self.rules = s.rules()
         self.view = LiveView(s.allowed_lateness_us, wall_us if s.live_watermark else None)
         self.processed: Counter[str] = Counter()
@@ -146,18 +150,18 @@ class Worker:
         log.info("%s: %d events, %d dead letters, %d cases, %d delta records",
                  _spans(batch), len(batch), len(dead), len(touched), len(deltas))
         # (1) deltas and dead letters, acknowledged before the cases are written
-        sends = [
-            await self.m.deltas.send(
-                key=rkey, value=orjson.dumps({"p": source, "e": entries, "w": newest}))
-            for (rkey, source), entries in deltas.items()
-        ]
-        sends += [await self.m.dlq.send(value=d.to_json()) for d in dead]
-        await _delivered(sends)
+        out = Outbox()
+        topic = self.m.deltas.get_topic_name()
+        for (rkey, source), entries in deltas.items():
+            out.add(topic, rkey, orjson.dumps({"p": source, "e": entries, "w": newest}))
+        for d in dead:
+            out.add(self.m.dlq.get_topic_name(), None, d.to_json())
+        await out.deliver(self.producer())
         # (2) the cases, acknowledged before the batch (and so its offsets) is done
         async with self._case_writes:
-            writes = [await put(self.m.cases, state.partition, key, state.to_json())
-                      for key, state in touched.items()]
-        await _delivered(writes)
+            for key, state in touched.items():
+                out.put(self.m.cases, state.partition, key, state.to_json())
+            await out.deliver(self.producer())
         # then their clocks and the batch's counts into the live view and the pipeline
         # counters: one synchronous step, which a read sees whole or not at all
         for key, state in touched.items():
@@ -177,25 +181,33 @@ class Worker:
     def _note_if_final(self, key: bytes, state: CaseState) -> None:
         if self.archive is not None:
             leave = state.leaves_on(state.clocks, self.grace_days)
-            if leave is not None:
-                self._leaving.setdefault(leave, set()).add(key)
+            if leave is None:
+                self._leaves_on.pop(key, None)  # a clock reopened: its old date is stale
+            else:
+                self._leave_on(key, leave)
+
+    def _leave_on(self, key: bytes, day: int) -> None:
+        self._leaving.setdefault(day, set()).add(key)
+        self._leaves_on[key] = day
 
     def _evict(self) -> None:
         """Final cases whose facts the store holds leave the table: a tombstone on its
-        changelog (the sink keeps their rows). Not yet in the store: tried again tomorrow."""
+        changelog (the sink keeps their rows). Not yet in the store (the sink is behind, or a
+        backlog is being replayed faster than it writes): tried again RETRY_DAYS later."""
         today = self.view.today
         if self.archive is None or today is None:
             return
-        due: dict[bytes, CaseState] = {}
+        # the date noted last is the one that counts: a case touched since its earlier date
+        # was noted again (no need to decode every waiting case each day)
+        due: dict[bytes, dict[str, Any]] = {}
         for day in [d for d in self._leaving if d <= today]:
             for key in self._leaving.pop(day):
-                value = self.m.cases.data.get(key)
-                if value is None:
+                if self._leaves_on.get(key) != day:
                     continue
-                state = CaseState.from_json(value)
-                leave = state.leaves_on(state.clocks, self.grace_days)
-                if leave is not None and leave <= today:
-                    due[key] = state
+                del self._leaves_on[key]
+                value = self.m.cases.data.get(key)
+                if value is not None:
+                    due[key] = value
         if not due:
             return
         try:
@@ -203,13 +215,13 @@ class Worker:
         except StoreError as exc:
             log.warning("final cases stay in memory: %s", exc)
             stored = {}
-        for key, state in due.items():
+        for key, value in due.items():
             have = {f.event_id for f in stored.get(key.decode(), ())}
-            if not all(f.event_id in have for f in state.facts):
-                self._leaving.setdefault(today + 1, set()).add(key)
+            if not all(f[_EVENT_ID] in have for f in value["f"]):
+                self._leave_on(key, today + RETRY_DAYS)  # not in the store yet
                 continue
             del self.m.cases.data[key]
-            self.m.cases.send_changelog(state.partition, key, None, value_serializer="raw")
+            self.m.cases.send_changelog(int(value["p"]), key, None, value_serializer="raw")
             self.evicted += 1
 
     def _read_back(self, keys: set[bytes]) -> dict[bytes, CaseState]:
@@ -244,20 +256,22 @@ class Worker:
                 candidates[key] = self._case(key, 0)
         self._due = set()
         marked: dict[bytes, list[str]] = {}
-        sends = []
+        out = Outbox()
         for key, state in candidates.items():
             notices = due(key.decode(), state.clocks, state.sent or (), today)
             if not notices:
                 continue
             state.sent = state.sent or []
             for n in notices:
-                sends.append(await self.m.breaches.send(key=key, value=orjson.dumps(n.as_dict())))
+                out.add(self.m.breaches.get_topic_name(), key, orjson.dumps(n.as_dict()))
                 state.sent.append(n.notice_id)
             marked[key] = [n.notice_id for n in notices]
-        await _delivered(sends)
+        if not marked:
+            return
+        sent = out.count
+        await out.deliver(self.producer())
         # marked on the case as the table holds it now: while the sends were awaited the
         # other agent may have written it (a copy read before would drop its new facts)
-        writes = []
         async with self._case_writes:
             for key, ids in marked.items():
                 value = self.m.cases.data.get(key)
@@ -265,9 +279,9 @@ class Worker:
                     continue  # it left the table meanwhile: a repeat is possible, a loss is not
                 state = CaseState.from_json(value)
                 state.sent = (state.sent or []) + [i for i in ids if i not in (state.sent or ())]
-                writes.append(await put(self.m.cases, state.partition, key, state.to_json()))
-        await _delivered(writes)
-        self.notices_sent += len(sends)
+                out.put(self.m.cases, state.partition, key, state.to_json())
+            await out.deliver(self.producer())
+        self.notices_sent += sent
 
     # ------------------------------------------------------------ deltas -> counters
 
@@ -281,6 +295,7 @@ class Worker:
             msg = event.message
             ind, unit = parse_route_key(bytes(msg.key))
             body = orjson.loads(event.value)
+            source = int(body["p"])
             if body.get("w") is not None:
                 newest = max(newest or 0, int(body["w"]))
             by_day: dict[int, list[GroupEntry]] = defaultdict(list)
@@ -295,10 +310,12 @@ class Worker:
                         CounterGroup.from_json(value) if value is not None
                         else CounterGroup(msg.partition)
                     )
-                applied.extend(((measure, ind, unit, day, until), change)
-                               for measure, until, change in group.apply(int(body["p"]), entries))
-        await _delivered([await put(self.m.counts, group.partition, key, group.to_json())
-                          for key, group in groups.items()])
+                for measure, until, change in group.apply(source, entries):
+                    applied.append(((measure, ind, unit, day, until), change))
+        out = Outbox()
+        for key, group in groups.items():
+            out.put(self.m.counts, group.partition, key, group.to_json())
+        await out.deliver(self.producer())
         log.info("%s: %d delta records, %d counter groups", _spans(batch), len(batch),
                  len(groups))
         # the counters into the live view: one synchronous step
@@ -353,8 +370,10 @@ class Worker:
                 cp.fold(group, day)
             if cp is not None:
                 checkpoints[ckey] = cp
-        await _delivered([await put(self.m.counts, cp.partition, key, cp.to_json())
-                          for key, cp in checkpoints.items()])
+        out = Outbox()
+        for key, cp in checkpoints.items():
+            out.put(self.m.counts, cp.partition, key, cp.to_json())
+        await out.deliver(self.producer())
         for partition, key in gone:
             del self.m.counts.data[key]
             self.m.counts.send_changelog(partition, key, None, value_serializer="raw")
@@ -385,6 +404,9 @@ class Worker:
             log.warning("%s p%d: offsets %d-%d passed over, not taken", topic, partition,
                         first, last)
 
+    def producer(self) -> Producer:
+        return producer_of(self.m.app)
+
     # ------------------------------------------------------------ the live view
 
     def refresh(self) -> None:
@@ -397,7 +419,7 @@ class Worker:
         self._assignment = assignment
         mine = {(tp.topic, tp.partition) for tp in assignment}
         self.view.reset()
-        self._leaving = {}
+        self._leaving, self._leaves_on = {}, {}
         self._due = set()
         self.view.apply(self._counters())
         newest = None

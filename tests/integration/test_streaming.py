@@ -123,6 +123,32 @@ def test_two_workers_give_the_same_aggregates_as_one(
         stack.close()
 
 
+@pytest.mark.xfail(strict=True, reason=(
+    "issue 13: a rebalance mid-stream loses counter updates (stored 42 where report says "
+    "44); seen before and after the speed work, see docs/streaming.md"))
+def test_a_worker_joining_mid_stream_loses_and_doubles_nothing(
+    kafka_bootstrap: str, tmp_path: Path, log_file: Path,
+    reports: dict[tuple[date, date], Report],
+) -> None:
+    """A second worker joins while the first is mid-way through the log: the group
+    rebalances, partitions and their tables move, and the store must still equal `report`."""
+    stack = Stack(kafka_bootstrap, tmp_path, partitions=4)
+    stack.create_topics()
+    try:
+        first = stack.worker()
+        stack.sink()
+        total = reports[PERIODS[0]].stats.events
+        stack.publish(log_file)
+        wait_until("the worker to be mid-stream", lambda: processed(stack) >= total // 3,
+                   logs=stack.logs)
+        second = stack.worker()  # the rebalance moves half of the partitions to it
+        assert_store_matches(stack, reports)
+        assert second.metric("vardgaranti_events_processed_total") > 0, stack.logs()
+        assert first.process.poll() is None
+    finally:
+        stack.close()
+
+
 def breach_notices(stack: Stack) -> list[dict[str, Any]]:
     return [orjson.loads(r.value) for r in stack.consume(stack.topics["breaches"])
             if orjson.loads(r.value)["kind"] == "breach"]

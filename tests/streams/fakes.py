@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 import threading
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any, NamedTuple
 
 import orjson
@@ -53,6 +55,7 @@ class FakeTopic:
 
 @dataclass
 class FakeTable:
+    name: str = "table"
     data: dict[bytes, Any] = field(default_factory=dict)
     changelog: list[tuple[int, bytes, Any]] = field(default_factory=list)
     key_serializer: str | None = None
@@ -73,12 +76,56 @@ class _Changelog:
 
     table: FakeTable
 
+    def get_topic_name(self) -> str:
+        return f"{self.table.name}-changelog"
+
     async def send(self, key: bytes, value: Any, partition: int, **_: Any
                    ) -> asyncio.Future[None]:
         self.table.send_changelog(partition, key, value)
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         done.set_result(None)
         return done
+
+
+class FakeProducer:
+    """aiokafka's producer as streams.changelog.Outbox uses it: every record is acknowledged
+    at once and handed to `deliver(topic, partition, key, value)`."""
+
+    def __init__(self, deliver: Callable[[str, int, bytes | None, bytes], None]) -> None:
+        self.deliver = deliver
+
+    def create_batch(self) -> _Batch:
+        return _Batch()
+
+    async def send_batch(self, batch: _Batch, topic: str, *,
+                         partition: int) -> asyncio.Future[None]:
+        for key, value in batch.records:
+            self.deliver(topic, partition, key, value)
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
+
+    async def partitions_for(self, topic: str) -> set[int]:
+        return {0}
+
+    def _partition(self, topic: str, partition: int | None, key: bytes | None,
+                   value: bytes | None, serialized_key: bytes | None,
+                   serialized_value: bytes | None) -> int:
+        return 0
+
+
+class _Batch:
+    def __init__(self) -> None:
+        self.records: list[tuple[bytes | None, bytes]] = []
+
+    def append(self, *, timestamp: int | None, key: bytes | None, value: bytes) -> bool:
+        self.records.append((key, value))
+        return True
+
+
+def faust_producer(producer: FakeProducer) -> Any:
+    """What `app.producer` is to streams.changelog.producer_of."""
+    return SimpleNamespace(_ensure_producer=lambda: producer)
 
 
 class _Consumer:
@@ -103,18 +150,30 @@ class _Tables:
 
 
 class FakeApp:
-    def __init__(self, tps: set[TP]) -> None:
+    def __init__(self, tps: set[TP], producer: FakeProducer | None = None) -> None:
         self.consumer = _Consumer(tps)
         self.tables = _Tables()
+        self.producer = faust_producer(producer or FakeProducer(lambda *_: None))
 
 
 def fake_worker(partitions: int = 2, archive: Store | None = None, **settings: Any) -> Worker:
     s = Settings(events_topic="ev", partitions=partitions, **settings)
-    deltas = FakeTopic("deltas")
+    topics = {name: FakeTopic(name) for name in ("ev", "dlq", "breaches", "deltas")}
+    tables = {t.changelog_topic.get_topic_name(): t
+              for t in (FakeTable("cases"), FakeTable("counts"))}
+
+    def deliver(topic: str, partition: int, key: bytes | None, value: bytes) -> None:
+        if topic in tables:
+            tables[topic].send_changelog(partition, key or b"", orjson.loads(value))
+        else:
+            topics[topic].sent.append((key, value))
+
     tps = {TP(t, p) for t in ("ev", "deltas") for p in range(partitions)}
-    monitor = Monitor(app=FakeApp(tps), settings=s, events=FakeTopic("ev"),  # type: ignore[arg-type]
-                      dlq=FakeTopic("dlq"), breaches=FakeTopic("breaches"),  # type: ignore[arg-type]
-                      deltas=deltas, cases=FakeTable(), counts=FakeTable())  # type: ignore[arg-type]
+    monitor = Monitor(app=FakeApp(tps, FakeProducer(deliver)),  # type: ignore[arg-type]
+                      settings=s, events=topics["ev"], dlq=topics["dlq"],  # type: ignore[arg-type]
+                      breaches=topics["breaches"], deltas=topics["deltas"],  # type: ignore[arg-type]
+                      cases=tables["cases-changelog"],  # type: ignore[arg-type]
+                      counts=tables["counts-changelog"])  # type: ignore[arg-type]
     return Worker(monitor, archive)
 
 

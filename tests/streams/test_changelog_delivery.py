@@ -29,6 +29,7 @@ from models.measures import Key
 from models.settings import Settings
 from streams.app import Monitor
 from streams.worker import Worker
+from tests.streams.fakes import FakeProducer, faust_producer
 from vardgaranti.generate import generate
 
 EVENTS, DELTAS = "ev", "vg-deltas"
@@ -103,7 +104,10 @@ def start_worker(broker: Broker) -> Worker:
     app = SimpleNamespace(
         consumer=SimpleNamespace(assignment=lambda: {TP(EVENTS, 0), TP(DELTAS, 0)},
                                  highwater=lambda tp: None),
-        tables=SimpleNamespace(recovery=SimpleNamespace(completed=recovered)))
+        tables=SimpleNamespace(recovery=SimpleNamespace(completed=recovered)),
+        producer=faust_producer(FakeProducer(
+            lambda topic, _, key, value: broker.append(
+                topic, key, orjson.loads(value) if topic.endswith("-changelog") else value))))
     monitor = Monitor(
         app=app, settings=Settings(events_topic=EVENTS, partitions=1),  # type: ignore[arg-type]
         events=FakeTopic(EVENTS, broker), dlq=FakeTopic("dlq", broker),  # type: ignore[arg-type]
