@@ -19,7 +19,15 @@ from typing import Any
 import orjson
 
 from models.casestate import CaseState
-from tests.streams.fakes import Event, FakeTable, FakeTopic, Message, _Changelog, fake_worker
+from streams.worker import Worker
+from tests.streams.fakes import (
+    Event,
+    FakeProducer,
+    Message,
+    _Batch,
+    fake_worker,
+    faust_producer,
+)
 
 CASE = "c-1"
 
@@ -34,25 +42,41 @@ def event(offset: int, raw: bytes) -> Event:
     return Event(Message("ev", 0, offset, None), raw)
 
 
-class GatedTopic(FakeTopic):
-    """The first send is acknowledged only when the test opens the gate."""
+class GatedProducer(FakeProducer):
+    """Wraps the fake worker's producer. `gate_on`: the first batch to that topic is
+    acknowledged only when the test opens the gate. `hold_on`: once armed, the next batch to
+    that topic waits inside the producer until the test releases it."""
 
-    def __init__(self, name: str) -> None:
-        super().__init__(name)
+    def __init__(self, inner: FakeProducer, gate_on: str = "", hold_on: str = "") -> None:
+        super().__init__(inner.deliver)
+        self.gate_on, self.hold_on = gate_on, hold_on
         self.gate: asyncio.Future[None] | None = None
+        self.armed = False
+        self.held: asyncio.Future[None] | None = None
 
-    async def send(self, key: bytes | None = None, value: bytes = b"") -> asyncio.Future[None]:
-        self.sent.append((key, value))
-        if self.gate is None:
+    async def send_batch(self, batch: _Batch, topic: str, *,
+                         partition: int) -> asyncio.Future[None]:
+        if topic == self.hold_on and self.armed:
+            self.armed = False
+            self.held = asyncio.get_running_loop().create_future()
+            await self.held
+        done = await super().send_batch(batch, topic, partition=partition)
+        if topic == self.gate_on and self.gate is None:
             self.gate = asyncio.get_running_loop().create_future()
             return self.gate
-        return await super().send(key, value)
+        return done
+
+
+def gated(worker: Worker, **how: str) -> GatedProducer:
+    app: Any = worker.m.app
+    producer = GatedProducer(app.producer._ensure_producer(), **how)
+    app.producer = faust_producer(producer)
+    return producer
 
 
 def test_a_notice_marked_while_an_event_is_written_keeps_the_event() -> None:
     worker = fake_worker(partitions=1)
-    breaches = GatedTopic("breaches")
-    worker.m.breaches = breaches  # type: ignore[assignment]
+    breaches = gated(worker, gate_on="breaches")
 
     async def main() -> Any:
         referral = line("e1", "referral.issued", CASE, "2024-01-02T10:00:00+01:00",
@@ -81,30 +105,9 @@ def test_a_notice_marked_while_an_event_is_written_keeps_the_event() -> None:
     assert {f.event_id for f in CaseState.from_json(last).facts} == {"e1", "e2"}
 
 
-class HeldChangelog(_Changelog):
-    """Once armed, the next record waits in the producer until the test releases it."""
-
-    armed = False
-    held: asyncio.Future[None] | None = None
-
-    async def send(self, key: bytes, value: Any, partition: int, **_: Any
-                   ) -> asyncio.Future[None]:
-        if HeldChangelog.armed:
-            HeldChangelog.armed = False
-            HeldChangelog.held = asyncio.get_running_loop().create_future()
-            await HeldChangelog.held
-        return await super().send(key, value, partition)
-
-
-class HeldTable(FakeTable):
-    @property
-    def changelog_topic(self) -> _Changelog:
-        return HeldChangelog(self)
-
-
 def test_two_writes_of_a_case_reach_the_changelog_in_the_order_they_were_made() -> None:
     worker = fake_worker(partitions=1)
-    worker.m.cases = HeldTable()  # type: ignore[assignment]
+    producer = gated(worker, hold_on="cases-changelog")
 
     async def main() -> None:
         referral = line("e1", "referral.issued", CASE, "2024-01-02T10:00:00+01:00",
@@ -112,15 +115,15 @@ def test_two_writes_of_a_case_reach_the_changelog_in_the_order_they_were_made() 
         await worker.on_events([event(0, referral)])
         worker._due |= worker.view.advance(
             int(datetime(2024, 5, 2, tzinfo=UTC).timestamp() * 1_000_000))
-        HeldChangelog.armed = True  # the mark's record is held in the producer
+        producer.armed = True  # the mark's record is held in the producer
         marking = asyncio.ensure_future(worker._notify({}))
-        while HeldChangelog.held is None:
+        while producer.held is None:
             await asyncio.sleep(0)
         visit = line("e2", "visit.completed", CASE, "2024-04-30T10:00:00+02:00")
         events = asyncio.ensure_future(worker.on_events([event(1, visit)]))
         for _ in range(20):
             await asyncio.sleep(0)
-        HeldChangelog.held.set_result(None)
+        producer.held.set_result(None)
         await asyncio.gather(marking, events)
 
     asyncio.run(main())
