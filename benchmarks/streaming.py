@@ -230,9 +230,10 @@ def total(series: dict[str, float], name: str, labels: str = "") -> float:
 
 
 def accounted(series: dict[str, float]) -> float:
-    """Lines the worker is done with: processed, rejected, or ignored (repeated ids, and
-    events of cases it does not know: after a rebalance mid-stream, see docs/streaming.md)."""
-    return total(series, PROCESSED) + total(series, REJECTED) + total(series, IGNORED)
+    """Lines the worker is done with: processed, rejected, or repeated ids (an orphan or
+    inconsistent event is a processed one, ignored only by the measures)."""
+    return (total(series, PROCESSED) + total(series, REJECTED)
+            + total(series, IGNORED, 'reason="duplicate"'))
 
 
 def drained(series: dict[str, float], partitions: int) -> bool:
