@@ -74,24 +74,30 @@ def gated(worker: Worker, **how: str) -> GatedProducer:
     return producer
 
 
+async def breach_due(worker: Worker) -> None:
+    """A referral, then the watermark past its 90-day limit: its clock is due for a breach."""
+    referral = line("e1", "referral.issued", CASE, "2024-01-02T10:00:00+01:00",
+                    pathway="specialist", sex="F", age_band="18-44")
+    await worker.on_events([event(0, referral)])
+    worker._due |= worker.view.advance(
+        int(datetime(2024, 5, 2, tzinfo=UTC).timestamp() * 1_000_000))
+    assert CASE in worker._due
+
+
+VISIT = line("e2", "visit.completed", CASE, "2024-04-30T10:00:00+02:00")
+
+
 def test_a_notice_marked_while_an_event_is_written_keeps_the_event() -> None:
     worker = fake_worker(partitions=1)
     breaches = gated(worker, gate_on="breaches")
 
     async def main() -> Any:
-        referral = line("e1", "referral.issued", CASE, "2024-01-02T10:00:00+01:00",
-                         pathway="specialist", sex="F", age_band="18-44")
-        await worker.on_events([event(0, referral)])
-        # the watermark moves past the 90-day limit: the open clock is due for a breach
-        may = int(datetime(2024, 5, 2, tzinfo=UTC).timestamp() * 1_000_000)
-        worker._due |= worker.view.advance(may)
-        assert CASE in worker._due
+        await breach_due(worker)
         marking = asyncio.ensure_future(worker._notify({}))  # as from on_deltas
         while breaches.gate is None:
             await asyncio.sleep(0)
         # the visit (late) is processed and written while the breach is unacknowledged
-        visit = line("e2", "visit.completed", CASE, "2024-04-30T10:00:00+02:00")
-        await worker.on_events([event(1, visit)])
+        await worker.on_events([event(1, VISIT)])
         assert breaches.gate is not None
         breaches.gate.set_result(None)
         await marking
@@ -110,17 +116,12 @@ def test_two_writes_of_a_case_reach_the_changelog_in_the_order_they_were_made() 
     producer = gated(worker, hold_on="cases-changelog")
 
     async def main() -> None:
-        referral = line("e1", "referral.issued", CASE, "2024-01-02T10:00:00+01:00",
-                         pathway="specialist", sex="F", age_band="18-44")
-        await worker.on_events([event(0, referral)])
-        worker._due |= worker.view.advance(
-            int(datetime(2024, 5, 2, tzinfo=UTC).timestamp() * 1_000_000))
+        await breach_due(worker)
         producer.armed = True  # the mark's record is held in the producer
         marking = asyncio.ensure_future(worker._notify({}))
         while producer.held is None:
             await asyncio.sleep(0)
-        visit = line("e2", "visit.completed", CASE, "2024-04-30T10:00:00+02:00")
-        events = asyncio.ensure_future(worker.on_events([event(1, visit)]))
+        events = asyncio.ensure_future(worker.on_events([event(1, VISIT)]))
         for _ in range(20):
             await asyncio.sleep(0)
         producer.held.set_result(None)
