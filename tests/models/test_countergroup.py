@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import astuple
+
 from hypothesis import given
 from hypothesis import strategies as st
 
 from models import measures as m
 from models.countergroup import CounterGroup, checkpoint_key, group_key, is_checkpoint
-from models.measures import Period, accumulate
+from models.measures import Period, Row, accumulate
 
 DAY0 = 739_000
 MEASURES = (m.CLOCKS, m.WAITING, m.WAITING_END, m.OVER, m.OVER_END, m.COMPLETED, m.WITHIN,
@@ -25,6 +27,14 @@ def groups_of(counters: list[tuple[int, int, int, int]]) -> dict[int, CounterGro
         g = days.setdefault(DAY0 + day, CounterGroup(0))
         g.apply(0, [(offset, measure, until, n)])
     return days
+
+
+def nonzero(rows: dict[tuple[int, str], Row]) -> dict[tuple[int, str], Row]:
+    """Rows with a figure other than zero: counters that net to zero may leave no row once
+    folded (docs/live-view.md), where the day-by-day sum still had a row of zeros."""
+    empty = Row("", "")
+    return {k: r for k, r in rows.items()
+            if astuple(r)[2:] != astuple(empty)[2:]}
 
 
 @given(st.lists(counter, max_size=60), st.integers(0, 40), st.integers(1, 30))
@@ -45,7 +55,7 @@ def test_periods_after_the_folded_days_sum_the_same(
     for last in (first, first + length):
         period = Period(first, last, last)
         rows = accumulate([*folded, *(kv for k, g in kept for kv in g.items(k))], period)
-        assert rows == accumulate(whole, period)
+        assert nonzero(rows) == nonzero(accumulate(whole, period))
     # a repeat of anything folded is skipped; a later offset is not
     if cp.through is not None:
         assert cp.apply(0, [(cp.seen[0], m.WAITING, 0, 1)]) == []
