@@ -41,13 +41,7 @@ class Event:
 @dataclass
 class FakeTopic:
     name: str
-    sent: list[tuple[bytes | None, bytes]] = field(default_factory=list)
-
-    async def send(self, key: bytes | None = None, value: bytes = b"") -> asyncio.Future[None]:
-        self.sent.append((key, value))
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        done.set_result(None)
-        return done
+    sent: list[tuple[bytes | None, bytes]] = field(default_factory=list)  # via FakeProducer
 
     def get_topic_name(self) -> str:
         return self.name
@@ -72,19 +66,12 @@ class FakeTable:
 
 @dataclass
 class _Changelog:
-    """The table's changelog topic, as streams.changelog.put sends to it (acknowledged)."""
+    """The table's changelog topic: its name, which the Outbox sends to (FakeProducer)."""
 
     table: FakeTable
 
     def get_topic_name(self) -> str:
         return f"{self.table.name}-changelog"
-
-    async def send(self, key: bytes, value: Any, partition: int, **_: Any
-                   ) -> asyncio.Future[None]:
-        self.table.send_changelog(partition, key, value)
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        done.set_result(None)
-        return done
 
 
 class FakeProducer:
