@@ -261,10 +261,8 @@ class Worker:
             notices = due(key.decode(), state.clocks, state.sent or (), today)
             if not notices:
                 continue
-            state.sent = state.sent or []
             for n in notices:
                 out.add(self.m.breaches.get_topic_name(), key, orjson.dumps(n.as_dict()))
-                state.sent.append(n.notice_id)
             marked[key] = [n.notice_id for n in notices]
         if not marked:
             return
