@@ -39,7 +39,7 @@ screenshots: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks $(BENCH_ARGS)
 
-## bench-STEP: one part (json report replay duckdb memory query api metrics), e.g. bench-duckdb
+## bench-STEP: one part (json report replay replay_pg duckdb memory query api live streaming alerts), e.g. bench-live
 bench-%: $(STAMP)
 	$(BIN)/python -m benchmarks $* $(BENCH_ARGS)
 

@@ -200,7 +200,7 @@ class Sink:
         backoff = Backoff("store", self.stop, log, MAX_BACKOFF_S)
         while not self.stop.is_set():
             try:
-                store = Store(self.settings.database_url)
+                store = Store(self.settings.database_url, self.settings.sqlite_cache_mb)
             except StoreError as exc:
                 if not _may_come_up(self.settings.database_url, exc):
                     raise

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import date
+from functools import partial
 from typing import Any
 
 from sqlalchemy import (
@@ -41,6 +42,7 @@ from models.calendar import end_of_day_micros, from_micros
 from models.clocks import ENDED, ClockView, Fact
 from models.indicators import INDICATORS, ORDER
 from models.measures import MEASURE_CODES, MEASURE_NAMES, Key, Period, Row
+from models.settings import SQLITE_CACHE_MB
 from models.tables import (
     AHEAD_MEASURES,
     OPEN_END,
@@ -116,14 +118,16 @@ def _clock_row(case_id: str, c: ClockView) -> dict[str, Any]:
 
 
 class Store:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, sqlite_cache_mb: int = SQLITE_CACHE_MB) -> None:
+        """`sqlite_cache_mb`: the page cache of each SQLite connection (it fills as the file
+        grows, so it is what a long-running process holds; ignored for PostgreSQL)."""
         self.url = url
         try:
             self.engine: Engine = create_engine(url, pool_pre_ping=True, **_connect_args(url))
         except (SQLAlchemyError, ImportError, ValueError) as exc:
             raise StoreError(f"database URL '{_safe(url)}': {exc}") from None
         if self.engine.dialect.name == "sqlite":
-            event.listen(self.engine, "connect", _sqlite_pragmas)
+            event.listen(self.engine, "connect", partial(_sqlite_pragmas, sqlite_cache_mb))
         elif self.engine.dialect.name != "postgresql":
             raise StoreError(f"database URL '{_safe(url)}': only SQLite and PostgreSQL")
         try:
@@ -441,11 +445,11 @@ def _connect_args(url: str) -> dict[str, Any]:
     return {"connect_args": {"options": f"{given} -c jit=off".strip()}}
 
 
-def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+def _sqlite_pragmas(cache_mb: int, dbapi_conn: Any, _record: Any) -> None:
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")
-    cur.execute("PRAGMA cache_size=-65536")
+    cur.execute(f"PRAGMA cache_size=-{int(cache_mb) * 1024}")  # negative: KiB
     cur.close()
 
 

@@ -53,7 +53,13 @@ def from_micros(us: int) -> datetime:
 # dicts rather than lru_cache: a hit is one dict lookup, and the rules ask for every event.
 _LOCAL: dict[int, tuple[int, int]] = {}  # epoch hour -> (local date ordinal, local hour)
 _DAYS: dict[int, int] = {}  # epoch hour -> local date ordinal
-_CACHE_HOURS = 1 << 17  # ~15 years of hours; the caches start over beyond that
+# These caches are keyed by event time, so they fill as event time passes: in a long-running
+# worker (or a soak that crosses a year of event time a minute) they would grow for as long
+# as it runs. Events come near their time order (within the allowed lateness), so the hours
+# and dates around "now" are all a cache needs; past its bound it starts over (a miss costs
+# one zone conversion).
+_CACHE_HOURS = 1 << 12  # ~170 days of hours
+_CACHE_DAYS = 1 << 10  # ~2.8 years of dates
 
 
 def _local_hour(epoch_hour: int) -> tuple[int, int]:
@@ -84,8 +90,8 @@ _INTERNED: dict[int, int] = {}
 
 def intern_day(day: int) -> int:
     """The shared int object for a date ordinal (memory: one object per date, not per use)."""
-    if len(_INTERNED) >= _CACHE_HOURS:
-        _INTERNED.clear()
+    if len(_INTERNED) >= _CACHE_DAYS:
+        _INTERNED.clear()  # dates interned later are shared among themselves
     return _INTERNED.setdefault(day, day)
 
 
@@ -114,6 +120,8 @@ class WorkCalendar:
             # the Swedish calendar lists every Sunday as a holiday ("Söndag"): check the
             # weekday first so only real public holidays are looked up
             hit = d.weekday() < 5 and d not in self._holidays
+            if len(self._cache) >= _CACHE_DAYS:
+                self._cache.clear()
             self._cache[day] = hit
         return hit
 

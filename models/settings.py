@@ -15,12 +15,17 @@ from models.clocks import Rules
 from models.disclosure import GRACE_DAYS, MIN_CASES, Disclosure
 
 ENV_PREFIX = "VARDGARANTI_"
+# SQLite's page cache per connection, MB. It fills as the file grows (a long-running sink
+# or worker holds up to this much); the default is measured in docs/live-view.md.
+SQLITE_CACHE_MB = 8
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore")
 
     database_url: str = "sqlite:///vardgaranti.db"
+    sqlite_cache_mb: int = Field(
+        SQLITE_CACHE_MB, ge=1, description="page cache of each SQLite connection, MB")
     http_host: str = "127.0.0.1"
     http_port: int = Field(8000, ge=1, le=65535)
     api_token: SecretStr | None = None

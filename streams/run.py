@@ -83,7 +83,7 @@ def open_archive(settings: Settings) -> Store | None:
     """The store the sink fills, where final cases are read back from (None: it cannot be
     opened, and every case stays in memory)."""
     try:
-        return Store(settings.database_url)
+        return Store(settings.database_url, settings.sqlite_cache_mb)
     except StoreError as exc:
         log.warning("final cases stay in memory: %s", exc)
         return None

@@ -164,11 +164,11 @@ def _as_option(message: str) -> str:
 # ---------------------------------------------------------------- replay and query
 
 
-def open_store(url: str) -> Store:
+def open_store(url: str, settings: Settings) -> Store:
     from consumers.store import Store, StoreError
 
     try:
-        return Store(url)
+        return Store(url, settings.sqlite_cache_mb)
     except StoreError as exc:
         raise UsageError(str(exc)) from None
 
@@ -193,7 +193,7 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
         if value is not None:
             raise UsageError(f"{option} needs --to-kafka")
     jobs = _processes(args.jobs)
-    store = open_store(args.db or settings.database_url)
+    store = open_store(args.db or settings.database_url, settings)
     try:
         pipeline = Pipeline.restore(store, settings.rules(), settings.allowed_lateness_us,
                                     settings.grace_days)
@@ -357,7 +357,7 @@ def cmd_query(args: argparse.Namespace, settings: Settings) -> int:
     from models.calendar import local_day
     from models.measures import arrange
 
-    store = open_store(args.db or settings.database_url)
+    store = open_store(args.db or settings.database_url, settings)
     shown = settings.disclosure()
     try:
         period = window_period(store, args.window, args.from_, args.to, args.as_of)
@@ -428,7 +428,7 @@ def cmd_units(args: argparse.Namespace, settings: Settings) -> int:
     from models.region import UNITS_BY_ID
     from models.tables import ClockRow
 
-    store = open_store(args.db or settings.database_url)
+    store = open_store(args.db or settings.database_url, settings)
     c = ClockRow.__table__.c  # type: ignore[attr-defined]
     query = (select(c.unit_id, func.count(), func.sum(case((c.state == "open", 1), else_=0)))
              .group_by(c.unit_id).order_by(c.unit_id))
@@ -475,7 +475,7 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
 
     if args.from_ > args.to:
         raise UsageError(f"--from {args.from_} is after --to {args.to}")
-    store = open_store(args.db or settings.database_url)
+    store = open_store(args.db or settings.database_url, settings)
     try:
         if args.out is None:
             samples = export_openmetrics(store, args.from_, args.to, sys.stdout)

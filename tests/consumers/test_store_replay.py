@@ -297,3 +297,16 @@ def test_replay_with_reader_processes_stores_what_one_process_stores(tmp_path: P
 
     assert rows(two) == rows(one)
     assert p_two.counts == p_one.counts and p_two.processed == p_one.processed
+
+
+@pytest.mark.parametrize("mb", [None, 2])
+def test_sqlite_page_cache_is_the_setting(tmp_path: Path, mb: int | None) -> None:
+    """What a long-running sink or worker holds of the file: the setting, not the file's size."""
+    from models.settings import SQLITE_CACHE_MB, Settings
+
+    url = f"sqlite:///{tmp_path / 'cache.db'}"
+    store = Store(url) if mb is None else Store(url, Settings(sqlite_cache_mb=mb).sqlite_cache_mb)
+    with store.engine.connect() as conn:
+        kib = -conn.exec_driver_sql("PRAGMA cache_size").scalar_one()
+    assert kib == (mb or SQLITE_CACHE_MB) * 1024
+    store.engine.dispose()
