@@ -57,6 +57,9 @@ REPEAT_HOURS = {"page": 24, "report": 168, "worklist": 24, "ticket": 24}
 BREACHES_SAMPLE = "vardgaranti_breaches_total{"
 # Days of hourly evaluations in one range query.
 CHUNK_DAYS = 60
+# Seconds one query may take: a year of a record, daily, outlasted 30 s on a machine
+# loaded ~15 times its cores.
+QUERY_TIMEOUT_S = 600.0
 # The first month only builds the baselines (a deployment backfills the year before).
 WARM_UP_DAYS = 31
 # Aims of the issue.
@@ -184,6 +187,7 @@ def backfill_records(work: Path, first: date, last: date,
     records = work / "records.om"
     with running_prometheus(_prometheus(), {}, work, flags()) as prom, \
             records.open("w", encoding="utf-8") as out:
+        prom.timeout = QUERY_TIMEOUT_S
         out.writelines(record_lines(prom, first, last, only))
     blocks = work / "record-blocks"
     run(promtool(), "tsdb", "create-blocks-from", "openmetrics", "-q", str(records),
@@ -198,6 +202,7 @@ def history_prometheus(work: Path, rule_files: Sequence[Path] = ()) -> Iterator[
     """A Prometheus on the backfilled work/data."""
     config = {"rule_files": [str(p) for p in rule_files]}
     with running_prometheus(_prometheus(), config, work, flags()) as prom:
+        prom.timeout = QUERY_TIMEOUT_S
         yield prom
 
 
