@@ -57,6 +57,9 @@ REPEAT_HOURS = {"page": 24, "report": 168, "worklist": 24, "ticket": 24}
 BREACHES_SAMPLE = "vardgaranti_breaches_total{"
 # Days of hourly evaluations in one range query.
 CHUNK_DAYS = 60
+# Seconds one query may take: a year of a record, daily, outlasted 30 s on a machine
+# loaded ~15 times its cores.
+QUERY_TIMEOUT_S = 600.0
 # The first month only builds the baselines (a deployment backfills the year before).
 WARM_UP_DAYS = 31
 # Aims of the issue.
@@ -184,6 +187,7 @@ def backfill_records(work: Path, first: date, last: date,
     records = work / "records.om"
     with running_prometheus(_prometheus(), {}, work, flags()) as prom, \
             records.open("w", encoding="utf-8") as out:
+        prom.timeout = QUERY_TIMEOUT_S
         out.writelines(record_lines(prom, first, last, only))
     blocks = work / "record-blocks"
     run(promtool(), "tsdb", "create-blocks-from", "openmetrics", "-q", str(records),
@@ -198,6 +202,7 @@ def history_prometheus(work: Path, rule_files: Sequence[Path] = ()) -> Iterator[
     """A Prometheus on the backfilled work/data."""
     config = {"rule_files": [str(p) for p in rule_files]}
     with running_prometheus(_prometheus(), config, work, flags()) as prom:
+        prom.timeout = QUERY_TIMEOUT_S
         yield prom
 
 
@@ -286,15 +291,25 @@ def _day(t: float) -> date:
     return date.fromtimestamp(t)
 
 
+def first_deadline(inc: Incident) -> float:
+    """When the first clock the incident can affect passes its deadline: the midnight
+    that ends FROM (the generator picks the clocks by deadline day). No breach, no late
+    completion and so no signal of the incident can exist before it; detection delays
+    are counted from it."""
+    return float(stamp(inc.first.toordinal()))
+
+
 def matches(ep: Episode, inc: Incident) -> bool:
+    """A page caused by the incident: same indicator (and unit), started from the first
+    affected deadline until GRACE_DAYS after the last. A page already firing before the
+    incident could show has another cause, and counts as one outside incidents."""
     lab = ep.labels
     if lab.get("indicator") != inc.indicator:
         return False
     if lab.get("scope") == "unit" and lab.get("unit") != inc.unit:
         return False
-    first = stamp(inc.first.toordinal() - 1)
     last = stamp(inc.last.toordinal() + GRACE_DAYS)
-    return ep.end >= float(first) and ep.start <= float(last)
+    return first_deadline(inc) <= ep.start <= float(last)
 
 
 def notifications(eps: list[Episode]) -> int:
@@ -333,6 +348,43 @@ def monthly_cases(store_url: str, inc: Incident) -> float:
         return float(conn.execute(q).scalar() or 0) / 3
 
 
+def clock_outcomes(store_url: str, inc: Incident) -> dict[str, Any]:
+    """Is the injected incident a collapse, as the store sees it? The unit's clocks of the
+    indicator due during the incident, in the 90 days before, and on the first two
+    deadline days (what any rule can see within 2 days of the first affected deadline):
+    how many, how many late (completed after the deadline or still open past it)."""
+    from sqlalchemy import and_, case, func, or_, select
+
+    from consumers.store import Store
+    from models.tables import ClockRow
+
+    c = ClockRow.__table__.c  # type: ignore[attr-defined]
+    late = or_(c.within.is_(False), and_(c.state == "open", c.deadline < date(inc.last.year,
+                                                                              12, 31)))
+    counted = or_(c.state == "fulfilled", c.state == "open")
+
+    def due(lo: date, hi: date) -> tuple[int, int]:
+        q = select(func.count(), func.coalesce(func.sum(case((late, 1), else_=0)), 0)).where(
+            c.unit_id == inc.unit, c.indicator == inc.indicator, counted,
+            c.deadline >= lo, c.deadline <= hi)
+        with Store(store_url).engine.connect() as conn:
+            n, k = conn.execute(q).one()
+        return int(n), int(k)
+
+    first = inc.first.toordinal()
+    n0, k0 = due(date.fromordinal(first - 90), date.fromordinal(first - 1))
+    n1, k1 = due(inc.first, inc.last)
+    n2, k2 = due(inc.first, date.fromordinal(first + 1))
+    share = k0 / n0 if n0 else 0.0
+    return {
+        "clocks_due_per_month_before": round(n0 / 3, 1),
+        "late_share_before": round(share, 3),
+        "clocks_due_during": n1, "late_share_during": round(k1 / n1, 3) if n1 else None,
+        "first_2_days_due": n2, "first_2_days_late": k2,
+        "first_2_days_late_expected": round(n2 * share, 1),
+    }
+
+
 def score(eps: list[Episode], incs: list[Incident], store_url: str,
           year_hours: int) -> dict[str, Any]:
     pages = [e for e in eps if e.labels["severity"] == "page"]
@@ -340,14 +392,16 @@ def score(eps: list[Episode], incs: list[Incident], store_url: str,
     for inc in incs:
         hit = [e for e in pages if matches(e, inc) and e.labels.get("scope") == "unit"]
         first = min((e.start for e in hit), default=None)
-        delay = (None if first is None
-                 else round((first - float(stamp(inc.first.toordinal() - 1))) / DAY, 1))
+        delay = None if first is None else round((first - first_deadline(inc)) / DAY, 2)
         rows.append({
             "unit": inc.unit, "indicator": inc.indicator, "from": inc.first.isoformat(),
             "to": inc.last.isoformat(), "rate": inc.rate,
             "cases_per_month": round(monthly_cases(store_url, inc), 1),
             "alerted": first is not None, "detection_days": delay,
+            # the measure of earlier runs: from the start of FROM, a day earlier
+            "detection_days_from_first_day": None if delay is None else round(delay + 1, 2),
             "alerts": sorted({e.alert for e in hit}),
+            **clock_outcomes(store_url, inc),
         })
     unmatched = [e for e in pages if not any(matches(e, i) for i in incs)]
     weeks = year_hours / (7 * 24)
@@ -465,16 +519,23 @@ def _print(result: dict[str, Any]) -> None:
 
     table = Table(title=f"injected incidents ({result['year']}, scale {result['scale']:g})",
                   title_justify="left")
-    for col in ("unit", "indicator", "from", "to", "rate", "cases/month", "alerted",
-                "days", "alerts"):
+    for col in ("unit", "indicator", "from", "to", "rate", "cases/month", "late before",
+                "late during", "2 days: late/exp.", "alerted", "days", "alerts"):
         table.add_column(col)
     for r in result["incidents"]:
+        during = "–" if r["late_share_during"] is None else f"{r['late_share_during']:g}"
         table.add_row(r["unit"], r["indicator"], r["from"], r["to"], f"{r['rate']:g}",
-                      f"{r['cases_per_month']:g}", "yes" if r["alerted"] else "no",
+                      f"{r['cases_per_month']:g}", f"{r['late_share_before']:g}", during,
+                      f"{r['first_2_days_late']}/{r['first_2_days_due']} "
+                      f"({r['first_2_days_late_expected']:g})",
+                      "yes" if r["alerted"] else "no",
                       "–" if r["detection_days"] is None else f"{r['detection_days']:g}",
                       ", ".join(r["alerts"]))
-    console = Console(width=140)
+    console = Console(width=160)
     console.print(table)
+    console.print("days: from the first affected deadline (the midnight ending FROM); "
+                  "2 days: clocks due on FROM and the day after, late of them (expected "
+                  "at the unit's earlier late share)")
     console.print(f"pages outside incidents per team and week: "
                   f"{result['notifications_per_team_week_by_team']}")
     console.print(f"weekly report digests per team and week: "

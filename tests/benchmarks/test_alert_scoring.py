@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from benchmarks.alerts import Episode, episodes, matches, notifications
+from benchmarks.alerts import Episode, episodes, first_deadline, matches, notifications
 from consumers.export import stamp
 from dashboards.alerts import Alert
 from vardgaranti.generate import Incident
@@ -44,5 +44,11 @@ def test_matching_incidents_by_unit_indicator_and_time() -> None:
     assert not matches(Episode("X", {**labels, "indicator": "besok_90"}, at, at + H), inc)
     early = float(stamp(date(2024, 3, 1).toordinal()))
     assert not matches(Episode("X", labels, early, early + H), inc)
+    # firing since before the first affected deadline (the midnight ending June 3): not
+    # caused by the incident, even while it lasts into it
+    assert not matches(Episode("X", labels, early, at), inc)
+    assert first_deadline(inc) == float(stamp(date(2024, 6, 3).toordinal()))
+    assert not matches(Episode("X", labels, first_deadline(inc) - H, at), inc)
+    assert matches(Episode("X", labels, first_deadline(inc), at), inc)
     # a page is repeated every 24 h while it fires
     assert notifications([Episode("X", labels, at, at + 49 * H)]) == 3

@@ -182,7 +182,11 @@ def test_last_year_reports_need_cases_in_both_years(ind: Any) -> None:
 def test_burst_bar_is_a_count_test() -> None:
     """The Python re-doing of the rule: no page on one breach at a unit that expects none,
     a page on a handful, and a wave across the region raises every unit's bar."""
-    b = alert_tests.burst
+    z = alerts.BURST_Z["primärvård"]
+
+    def b(recent: int, usual: int, region_recent: int, region_usual: int) -> bool:
+        return alert_tests.burst(recent, usual, region_recent, region_usual, z)
+
     share = alerts.BURST_BASELINE_DAYS // alerts.BURST_DAYS
     assert not b(alerts.MIN_BURST - 1, 0, 0, 0)
     assert b(8, 0, 8, 0)  # 8 in two days where none is usual
@@ -190,3 +194,19 @@ def test_burst_bar_is_a_count_test() -> None:
     # the same burst during a region-wide wave (the rest of the region tripled): no page
     assert b(12, 2 * share, 12 + 40, 2 * share + 40 * share)
     assert not b(12, 2 * share, 12 + 120, 2 * share + 40 * share)
+
+
+def test_burst_bar_per_team() -> None:
+    """Every team has its bar; specialised care's is lower: 6 breaches in two days where 1
+    is usual (a 90-day clinic's first days of a collapse) page there, not in primary care."""
+    share = alerts.BURST_BASELINE_DAYS // alerts.BURST_DAYS
+    assert set(alerts.BURST_Z) == {ind.care_level for ind in INDICATORS}
+    by_team = {ind.care_level: alerts.burst_z(ind) for ind in INDICATORS}
+    assert by_team["specialiserad vård"] < by_team["primärvård"]
+
+    def pages(team: str) -> bool:
+        return alert_tests.burst(6, share, 6 + 50, share + 50 * share, by_team[team])
+
+    assert pages("specialiserad vård") and not pages("primärvård")
+    for ind in INDICATORS:
+        assert f"+ {alerts._num(alerts.burst_z(ind) / 2)}) ^ 2" in alerts.burst_expr(ind)

@@ -52,6 +52,9 @@ class PrometheusError(AssertionError):
 
 
 class Prometheus:
+    # seconds a request may take (a year-long range query on a loaded machine takes longer)
+    timeout: float = 30.0
+
     def __init__(self, url: str, log: Path) -> None:
         self.url = url
         self.log = log
@@ -59,7 +62,7 @@ class Prometheus:
     def _get(self, path: str, params: list[tuple[str, str]] | None = None) -> Any:
         query = "?" + urllib.parse.urlencode(params) if params else ""
         try:
-            with urllib.request.urlopen(self.url + path + query, timeout=30) as r:
+            with urllib.request.urlopen(self.url + path + query, timeout=self.timeout) as r:
                 body = json.load(r)
         except urllib.error.HTTPError as exc:  # 400/422 carry Prometheus' error in JSON
             body = json.load(exc)
