@@ -18,7 +18,7 @@ from typing import Annotated, Any, Literal, Union
 import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType
 
-from models.clocks import _STARTS, NO_INDICATOR, Fact
+from models.clocks import NO_INDICATOR, START_TABLE, Fact
 from models.events import EVENT_TYPES, MAX_YEAR, MIN_YEAR, PERSONNUMMER, TYPE_RANK
 from models.indicators import INDICATOR_IDS, LICENSED_PROFESSIONS, ORDER, REGION_UNIT
 
@@ -120,7 +120,7 @@ _DECODER = msgspec.json.Decoder(Union[tuple(_TAGS)])  # noqa: UP007 (a union bui
 _OTHER, _START, _ASSESSED, _PAUSE, _RESUME, _TRANSFER = range(6)
 _HOW: dict[type, tuple[str, int, int, tuple[str, ...], dict[tuple[object, ...], int]]] = {}
 for _type, _tag in _TAGS.items():
-    _start = _STARTS.get(_tag)
+    _start = START_TABLE.get(_tag)
     _how = (_START if _start is not None else _ASSESSED if _tag == "assessment.completed"
             else _PAUSE if _tag == "wait.paused" else _RESUME if _tag == "wait.resumed"
             else _TRANSFER if _tag == "case.transferred" else _OTHER)
