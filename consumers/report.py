@@ -22,6 +22,7 @@ from consumers.logs import STDIN, read_lines, source_name
 from models.calendar import local_day
 from models.clocks import Fact, Rules
 from models.collect import CaseFacts
+from models.decode import decode_fact
 from models.events import DUPLICATE
 from models.ingest import ingest, shard_of
 from models.measures import ANOMALY_REASONS, INCONSISTENT, ORPHAN, Key, Period, Row, rows_for
@@ -96,8 +97,11 @@ def read_part(
                     progress(lines)
             if shards > 1 and shard_of(raw, shards) != shard:
                 continue
-            # no clock views in a report: the facts need no patient reference
-            got = ingest(raw, name, lineno, refs=False)
+            # no clock views in a report: the facts need no patient reference; the typed
+            # decoder straight (what `ingest` tries first), the full schema for the rest
+            got: tuple[str, str, Fact] | DeadLetter | None = decode_fact(raw, False)
+            if got is None:
+                got = ingest(raw, name, lineno, refs=False)
             if isinstance(got, DeadLetter):
                 stats.rejected[got.reason] += 1
                 if add_dead is not None:

@@ -8,6 +8,7 @@ replay therefore leaves a consistent store, and running it again completes it.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from datetime import date
 from functools import partial
 from typing import Any
@@ -146,7 +147,9 @@ class Store:
             with self.engine.begin() as conn:
                 conn.execute(text("ALTER TABLE daily_counts ADD COLUMN running BIGINT"))
         SQLModel.metadata.create_all(self.engine)
-        for index in EVENTS.indexes:  # added to a table that was already there
+        # added to a table that was already there, or left out by a load that stopped
+        # halfway (`loading`)
+        for index in (*EVENTS.indexes, *CLOCKS.indexes):
             index.create(self.engine, checkfirst=True)
         if migrate:
             with self.engine.begin() as conn:
@@ -200,6 +203,28 @@ class Store:
                 set_={c: stmt.excluded[c] for c in rows[0] if c not in keys}), rows)
         else:
             self._many(conn, stmt.on_conflict_do_nothing(), rows)
+
+    @contextmanager
+    def loading(self) -> Iterator[None]:
+        """A bulk load (a replay): into a store without events, the secondary indexes of
+        events and clocks (what reads seek by: time, state and deadline, unit) are left
+        out during the load and built once after it, instead of being kept up to date row
+        by row; the load's own writes and reads go by primary keys only. A load that stops
+        halfway leaves them out until the next load ends or the store is next opened
+        (`Store(url)`), which build what is missing."""
+        indexes = [*EVENTS.indexes, *CLOCKS.indexes]
+        try:
+            if self.newest_event_us() is None:
+                for index in indexes:
+                    index.drop(self.engine, checkfirst=True)
+        except SQLAlchemyError as exc:
+            raise StoreError(f"preparing the store failed: {_first_line(exc)}") from None
+        yield
+        try:
+            for index in indexes:
+                index.create(self.engine, checkfirst=True)
+        except SQLAlchemyError as exc:
+            raise StoreError(f"indexing the store failed: {_first_line(exc)}") from None
 
     def ping(self) -> bool:
         try:

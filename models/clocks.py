@@ -76,6 +76,7 @@ def _start_table() -> dict[str, tuple[tuple[str, ...], dict[tuple[object, ...], 
 
 
 _STARTS = _start_table()
+START_TABLE = _STARTS  # for the typed decoder (models.decode)
 _NO_ATTRS: dict[str, Any] = {}
 _new_fact = tuple.__new__
 
@@ -90,8 +91,9 @@ def to_fact(event: Event) -> Fact:
 
 def fact_of(etype: str, ts: int, event_id: str, unit: str, patient_ref: str | None,
             attrs: Mapping[str, Any]) -> Fact:
-    """The Fact of a validated event given by its fields (`ts` in µs since the epoch): the
-    one reduction behind `to_fact` and the typed decoder (models.decode)."""
+    """The Fact of a validated event given by its fields (`ts` in µs since the epoch), for
+    `to_fact`. The typed decoder (models.decode) makes the same facts its own way, per
+    decoded type; tests/models/test_decode.py holds the two to the same result."""
     rank = TYPE_RANK[etype]
     ind = NO_INDICATOR
     flag = 0

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import inspect, select
 
 from consumers.replay import Pipeline, replay
 from consumers.report import build_report
@@ -122,8 +122,36 @@ def test_resume_after_interruption_gives_the_same_contents(
         run(store, log, batch=200)
     monkeypatch.setattr(Store, "write_batch", original)
     assert table_contents(store) != table_contents(clean)  # really interrupted
+    # the load into the empty store left its secondary indexes out, to be built at its end
+    assert not secondary_indexes(store)
     run(store, log, batch=200)
     assert table_contents(store) == table_contents(clean)
+    assert secondary_indexes(store) == secondary_indexes(clean) == EXPECTED_INDEXES
+
+
+EXPECTED_INDEXES = {"ix_events_ts", "ix_clocks_state_deadline", "ix_clocks_unit_id"}
+
+
+def secondary_indexes(store: Store) -> set[str]:
+    schema = inspect(store.engine)
+    return {i["name"] for t in ("events", "clocks") for i in schema.get_indexes(t)
+            if i["name"]}
+
+
+def test_a_store_opened_again_builds_the_indexes_an_interrupted_load_left_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    store = Store(url)
+    assert secondary_indexes(store) == EXPECTED_INDEXES
+    def interrupted(self: Store, *args: Any) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Store, "write_batch", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run(store, write_log(tmp_path / "year.jsonl", synthetic(50)))
+    assert not secondary_indexes(store)
+    assert secondary_indexes(Store(url)) == EXPECTED_INDEXES
 
 
 def test_second_log_continues_the_first(store: Store, tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from models.clocks import to_fact
 from models.deadletter import DeadLetter
-from models.decode import decode_fact
+from models.decode import _doubtful, decode_fact
 from models.events import EVENT_TYPES, Rejection, parse_event
 from models.ingest import ingest
 
@@ -147,3 +147,11 @@ def test_the_decoder_takes_every_valid_event(etype: str, ref: str | None, stamp:
         event["patient_ref"] = ref
     raw = orjson.dumps(event)
     assert decode_fact(raw) == _full(raw)
+
+
+@given(st.text(alphabet="0123456789.-+\\x", max_size=24).map(str.encode))
+def test_the_raw_checks_find_exactly_the_digit_runs_they_look_for(raw: bytes) -> None:
+    folded = raw.translate(bytes.maketrans(b"123456789", b"000000000"))
+    expected = b"\\" in raw or any(
+        shape in folded for shape in (b"0000000000", b"000000-0", b"000000+0", b".0000000"))
+    assert _doubtful(raw) == expected
