@@ -34,8 +34,15 @@ _FOLD = bytes.maketrans(b"123456789", b"000000000")
 _RUNS = re.compile(rb"000000(?:0000|[-+]0|(?<=\.0000000))").search
 
 
+# The full schema's JSON parser gives up past 200 levels of nesting (invalid_json); msgspec
+# goes far deeper. A line with that many brackets takes the full path, which decides; such
+# a line is at least twice as long (every level opens and closes), most are not.
+_DEEP = 200
+
+
 def _doubtful(raw: bytes) -> bool:
-    return b"\\" in raw or _RUNS(raw.translate(_FOLD)) is not None
+    return (b"\\" in raw or _RUNS(raw.translate(_FOLD)) is not None
+            or (len(raw) > 2 * _DEEP and raw.count(b"[") + raw.count(b"{") > _DEEP))
 
 
 Id = Annotated[str, Meta(min_length=1, max_length=128)]

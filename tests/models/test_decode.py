@@ -124,6 +124,10 @@ def _ingested(raw: bytes) -> Any:
 @example(b'{"event_id":"e1","type":"case.cancelled","case_id":"c1","unit_id":"u1",'
          b'"occurred_at":"2024-03-04T09:00:00+01:00","attributes":null}')
 @example(b'{"a":' * 100_000)
+@example(b'{"event_id":"e1","type":"case.cancelled","case_id":"c1","unit_id":"u1",'
+         b'"occurred_at":"2024-03-04T09:00:00+01:00","x":' + b"[" * 250 + b"]" * 250 + b"}")
+@example(b'{"event_id":"e1","type":"case.cancelled","case_id":"c1","unit_id":"u1",'
+         b'"occurred_at":"2024-03-04T09:00:00+01:00","x":' + b"[" * 199 + b"]" * 199 + b"}")
 def test_the_decoder_accepts_only_what_the_full_schema_accepts(raw: bytes) -> None:
     full = _full(raw)
     fast = decode_fact(raw)
