@@ -160,6 +160,12 @@ class Worker:
         # (2) the cases, acknowledged before the batch (and so its offsets) is done
         async with self._case_writes:
             for key, state in touched.items():
+                # notices the other agent marked on the case since it was read here (while
+                # the deltas were awaited) stay marked, or they would be sent again
+                now = self.m.cases.data.get(key)
+                if now is not None and now["n"]:
+                    have = state.sent or []
+                    state.sent = have + [n for n in now["n"] if n not in have]
                 out.put(self.m.cases, state.partition, key, state.to_json())
             await out.deliver(self.producer())
         # then their clocks and the batch's counts into the live view and the pipeline
