@@ -49,14 +49,14 @@ class Outbox:
     """Records of one step, per topic and partition, in the order they were added."""
 
     def __init__(self) -> None:
-        self._records: dict[str, dict[int | None, list[tuple[bytes | None, bytes]]]] = \
+        self._records: dict[str, dict[int | None, list[tuple[bytes | None, bytes | None]]]] = \
             defaultdict(lambda: defaultdict(list))
         self.count = 0
 
-    def add(self, topic: str, key: bytes | None, value: bytes,
+    def add(self, topic: str, key: bytes | None, value: bytes | None,
             partition: int | None = None) -> None:
-        """A record; without a partition, the producer's partitioner picks it from the key
-        (the same partition Faust's `Topic.send` would pick)."""
+        """A record (None: a tombstone); without a partition, the producer's partitioner
+        picks it from the key (the same partition Faust's `Topic.send` would pick)."""
         self._records[topic][partition].append((key, value))
         self.count += 1
 
@@ -65,6 +65,13 @@ class Outbox:
         would take the partition of the event in hand, which a batch does not have)."""
         table.data[key] = value
         self.add(table.changelog_topic.get_topic_name(), key, orjson.dumps(value), partition)
+
+    def drop(self, table: Any, partition: int, key: bytes) -> None:
+        """Remove a table entry and write its tombstone. Through the outbox, not Faust's
+        buffered `send_changelog`: a buffered tombstone could reach the changelog after a
+        later write of the same key sent here, and recovery would then lose the entry."""
+        table.data.pop(key, None)
+        self.add(table.changelog_topic.get_topic_name(), key, None, partition)
 
     async def deliver(self, producer: Producer) -> None:
         """Send everything and wait until the broker has acknowledged it (raises if a send
@@ -87,9 +94,9 @@ class Outbox:
 
 
 def _by_partition(producer: Producer, topic: str,
-                  records: dict[int | None, list[tuple[bytes | None, bytes]]]
-                  ) -> dict[int, list[tuple[bytes | None, bytes]]]:
-    out: dict[int, list[tuple[bytes | None, bytes]]] = defaultdict(list)
+                  records: dict[int | None, list[tuple[bytes | None, bytes | None]]]
+                  ) -> dict[int, list[tuple[bytes | None, bytes | None]]]:
+    out: dict[int, list[tuple[bytes | None, bytes | None]]] = defaultdict(list)
     for partition, items in records.items():
         if partition is not None:
             out[partition].extend(items)

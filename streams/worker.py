@@ -160,6 +160,12 @@ class Worker:
         # (2) the cases, acknowledged before the batch (and so its offsets) is done
         async with self._case_writes:
             for key, state in touched.items():
+                # notices the other agent marked on the case since it was read here (while
+                # the deltas were awaited) stay marked, or they would be sent again
+                now = self.m.cases.data.get(key)
+                if now is not None and now["n"]:
+                    have = state.sent or []
+                    state.sent = have + [n for n in now["n"] if n not in have]
                 out.put(self.m.cases, state.partition, key, state.to_json())
             await out.deliver(self.producer())
         # then their clocks and the batch's counts into the live view and the pipeline
@@ -174,7 +180,7 @@ class Worker:
         # (3) notices that the watermark or these events made due
         await self._notify(touched)
         self.last_event_wall = time.time()
-        self._evict()
+        await self._evict()
 
     # ------------------------------------------------------------ bounded state
 
@@ -190,10 +196,12 @@ class Worker:
         self._leaving.setdefault(day, set()).add(key)
         self._leaves_on[key] = day
 
-    def _evict(self) -> None:
+    async def _evict(self) -> None:
         """Final cases whose facts the store holds leave the table: a tombstone on its
-        changelog (the sink keeps their rows). Not yet in the store (the sink is behind, or a
-        backlog is being replayed faster than it writes): tried again RETRY_DAYS later."""
+        changelog (the sink keeps their rows), acknowledged in the case writes' turn, so
+        that a later write of the same case cannot reach the changelog before it. Not yet
+        in the store (the sink is behind, or a backlog is being replayed faster than it
+        writes): tried again RETRY_DAYS later."""
         today = self.view.today
         if self.archive is None or today is None:
             return
@@ -215,14 +223,21 @@ class Worker:
         except StoreError as exc:
             log.warning("final cases stay in memory: %s", exc)
             stored = {}
-        for key, value in due.items():
-            have = {f.event_id for f in stored.get(key.decode(), ())}
-            if not all(f[_EVENT_ID] in have for f in value["f"]):
-                self._leave_on(key, today + RETRY_DAYS)  # not in the store yet
-                continue
-            del self.m.cases.data[key]
-            self.m.cases.send_changelog(int(value["p"]), key, None, value_serializer="raw")
-            self.evicted += 1
+        out = Outbox()
+        async with self._case_writes:
+            for key in due:
+                # as the table holds it now: a notice mark may have been written meanwhile
+                value = self.m.cases.data.get(key)
+                if value is None:
+                    continue
+                have = {f.event_id for f in stored.get(key.decode(), ())}
+                if not all(f[_EVENT_ID] in have for f in value["f"]):
+                    self._leave_on(key, today + RETRY_DAYS)  # not in the store yet
+                    continue
+                out.drop(self.m.cases, int(value["p"]), key)
+            dropped = out.count
+            await out.deliver(self.producer())
+        self.evicted += dropped
 
     def _read_back(self, keys: set[bytes]) -> dict[bytes, CaseState]:
         """The cases among `keys` that left the table, as the store holds them."""
@@ -372,9 +387,9 @@ class Worker:
         for key, cp in checkpoints.items():
             out.put(self.m.counts, cp.partition, key, cp.to_json())
         await out.deliver(self.producer())
-        for partition, key in gone:
-            del self.m.counts.data[key]
-            self.m.counts.send_changelog(partition, key, None, value_serializer="raw")
+        for partition, key in gone:  # acknowledged too: no write of the counts overtakes them
+            out.drop(self.m.counts, partition, key)
+        await out.deliver(self.producer())
         self.folded += len(gone)
         log.info("counters of %d days up to %s folded into %d checkpoints", len(gone),
                  date.fromordinal(through), len(checkpoints))

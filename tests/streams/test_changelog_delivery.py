@@ -13,8 +13,8 @@ Here the broker, the topics and the tables are fakes with the same contract: a s
 from __future__ import annotations
 
 import asyncio
-from collections import Counter
-from collections.abc import Sequence
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
 from types import SimpleNamespace
 from typing import Any
 
@@ -24,6 +24,7 @@ from faust.transport.producer import ProducerBuffer
 from faust.types import TP
 
 from models.casestate import CaseState
+from models.clocks import Fact
 from models.countergroup import CounterGroup
 from models.measures import Key
 from models.settings import Settings
@@ -88,16 +89,16 @@ class FakeTable:
     def __init__(self, name: str, broker: Broker) -> None:
         self.broker = broker
         self.changelog_topic = FakeTopic(f"{name}-changelog", broker)
-        self.data: dict[bytes, Any] = {
-            key: value for key, value in broker.logs.get(self.changelog_topic.name, [])
-            if key is not None}
+        last = {key: value for key, value in broker.logs.get(self.changelog_topic.name, [])
+                if key is not None}
+        self.data: dict[bytes, Any] = {k: v for k, v in last.items() if v is not None}
 
-    def send_changelog(self, partition: int, key: bytes, value: Any) -> None:
+    def send_changelog(self, partition: int, key: bytes, value: Any, **_: Any) -> None:
         """Faust's way: into the producer buffer, out some time later."""
         self.broker.unsent.append((self.changelog_topic.name, key, value))
 
 
-def start_worker(broker: Broker) -> Worker:
+def start_worker(broker: Broker, archive: Any = None) -> Worker:
     """A worker whose tables are recovered and partitions assigned (after a restart)."""
     recovered = asyncio.Event()
     recovered.set()
@@ -107,14 +108,15 @@ def start_worker(broker: Broker) -> Worker:
         tables=SimpleNamespace(recovery=SimpleNamespace(completed=recovered)),
         producer=faust_producer(FakeProducer(
             lambda topic, _, key, value: broker.append(
-                topic, key, orjson.loads(value) if topic.endswith("-changelog") else value))))
+                topic, key, orjson.loads(value)
+                if topic.endswith("-changelog") and value is not None else value))))
     monitor = Monitor(
         app=app, settings=Settings(events_topic=EVENTS, partitions=1),  # type: ignore[arg-type]
         events=FakeTopic(EVENTS, broker), dlq=FakeTopic("dlq", broker),  # type: ignore[arg-type]
         breaches=FakeTopic("breaches", broker),  # type: ignore[arg-type]
         deltas=FakeTopic(DELTAS, broker),  # type: ignore[arg-type]
         cases=FakeTable("cases", broker), counts=FakeTable("counts", broker))
-    return Worker(monitor)
+    return Worker(monitor, archive)
 
 
 async def consume(worker: Worker, broker: Broker, topic: str, start: int,
@@ -212,3 +214,56 @@ def test_faust_flush_returns_with_records_still_in_the_buffer() -> None:
             await buffer.stop()
 
     assert asyncio.run(main()) > 0
+
+
+class Archive:
+    """The store as the sink fills it: every fact of the cases changelog on the broker."""
+
+    def __init__(self, broker: Broker) -> None:
+        self.broker = broker
+        self.through: int | None = None  # the sink's position, if it stopped
+
+    def facts_of(self, case_ids: Iterable[str]) -> dict[str, list[Fact]]:
+        want = {c.encode() for c in case_ids}
+        out: dict[str, dict[str, Fact]] = defaultdict(dict)
+        for key, value in self.broker.logs.get("cases-changelog", [])[:self.through]:
+            if key in want and value is not None:
+                for f in CaseState.from_json(value).facts:
+                    out[key.decode()][f.event_id] = f
+        return {case: list(facts.values()) for case, facts in out.items()}
+
+
+def test_a_late_event_right_after_its_case_left_is_the_last_record_of_the_case(
+        lines: list[bytes]) -> None:
+    """A final case leaves the table (a tombstone) and the next batch brings a late event
+    for it, read back from the store and written again. Were the tombstone buffered, it
+    could go out after the rewrite, and recovery would lose the case with the late fact."""
+    broker = Broker()
+    by_case: dict[bytes, bytes] = {}
+    for line in lines:
+        broker.append(EVENTS, None, line)
+        by_case[str(orjson.loads(line)["case_id"]).encode()] = line
+
+    async def main() -> bytes:
+        archive = Archive(broker)
+        worker = start_worker(broker, archive)
+        records = broker.records(EVENTS)
+        for i in range(0, len(records), BATCH):
+            broker.send_unsent()  # what was buffered before goes out between batches
+            before = set(worker.m.cases.data)
+            await worker.on_events(records[i:i + BATCH])
+            left = sorted(before - set(worker.m.cases.data))
+            if left:  # the sink falls behind: the late fact stays in the table
+                archive.through = len(broker.logs["cases-changelog"])
+                late = orjson.dumps({**orjson.loads(by_case[left[0]]), "event_id": "late"})
+                await worker.on_events([_record(EVENTS, len(records), None, late)])
+                broker.send_unsent()
+                return left[0]
+        raise AssertionError("no case left the table")
+
+    gone = asyncio.run(main())
+    last = [value for key, value in broker.logs["cases-changelog"] if key == gone][-1]
+    assert last is not None, "the tombstone overtook the rewrite"
+    assert any(f.event_id == "late" for f in CaseState.from_json(last).facts)
+    assert "late" in {f.event_id for f in CaseState.from_json(
+        FakeTable("cases", broker).data[gone]).facts}

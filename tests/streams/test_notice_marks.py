@@ -131,3 +131,36 @@ def test_two_writes_of_a_case_reach_the_changelog_in_the_order_they_were_made() 
     changelog = worker.m.cases.changelog  # type: ignore[attr-defined]
     last = [v for _, k, v in changelog if k == CASE.encode()][-1]
     assert {f.event_id for f in CaseState.from_json(last).facts} == {"e1", "e2"}
+
+
+def test_an_event_written_while_a_notice_is_marked_keeps_the_mark() -> None:
+    """The other way round: the `clocks` agent read the case, then waited for its deltas'
+    acknowledgement while the `counters` agent sent a breach and marked it. Writing the copy
+    read before would drop the mark: the breach would be sent again without a restart."""
+    worker = fake_worker(partitions=1)
+    deltas = gated(worker)
+    later = orjson.dumps({**orjson.loads(line("e3", "decision.made", CASE,
+                                              "2024-04-30T10:00:00+02:00")),
+                          "attributes": {"pathway": "specialist", "kind": "treatment"}})
+    # a second clock, opened late: it makes deltas, the first one stays open and due
+
+    async def main() -> Any:
+        await breach_due(worker)
+        deltas.gate_on = "deltas"  # the next deltas are acknowledged when the test says
+        events = asyncio.ensure_future(worker.on_events([event(1, later)]))
+        for _ in range(100):
+            if deltas.gate is not None:
+                break
+            await asyncio.sleep(0)
+        assert deltas.gate is not None, "the event makes deltas"
+        await worker._notify({})  # as from on_deltas: the breach sent and marked
+        deltas.gate.set_result(None)
+        await events
+        return worker.m.cases.data[CASE.encode()]
+
+    stored = CaseState.from_json(asyncio.run(main()))
+    assert {f.event_id for f in stored.facts} == {"e1", "e3"}
+    assert any(n.startswith("breach:") for n in stored.sent or ())
+    breaches: Any = worker.m.breaches
+    assert [orjson.loads(v)["notice_id"] for _, v in breaches.sent] == [
+        n for n in stored.sent or () if n.startswith("breach:")], "sent once"
