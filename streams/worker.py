@@ -66,6 +66,9 @@ from web.reads import LiveSource, NotKept
 log = logging.getLogger("vardgaranti.worker")
 _EVENT_ID = Fact._fields.index("event_id")  # in a fact of a case's JSON form
 RETRY_DAYS = 7  # a final case not yet in the store: days until it is looked up again
+# an unreachable store while cases that may have left are looked up: the batch waits,
+# asking again after these seconds, doubling up to the last
+STORE_RETRY = (0.5, 30.0)
 
 
 def wall_us() -> int:
@@ -126,7 +129,7 @@ class Worker:
             msg = event.message
             raw = event.value if isinstance(event.value, bytes) else bytes(event.value or b"")
             batch_in.append((msg, ingest(raw, f"{msg.topic}/{msg.partition}/{msg.offset}")))
-        back = self._read_back({got.case_id.encode() for _, got in batch_in
+        back = await self._read_back({got.case_id.encode() for _, got in batch_in
                                 if not isinstance(got, DeadLetter)})
         for msg, got in batch_in:
             if isinstance(got, DeadLetter):
@@ -219,7 +222,7 @@ class Worker:
         if not due:
             return
         try:
-            stored = self.archive.facts_of(k.decode() for k in due)
+            stored = await asyncio.to_thread(self.archive.facts_of, [k.decode() for k in due])
         except StoreError as exc:
             log.warning("final cases stay in memory: %s", exc)
             stored = {}
@@ -239,22 +242,39 @@ class Worker:
             await out.deliver(self.producer())
         self.evicted += dropped
 
-    def _read_back(self, keys: set[bytes]) -> dict[bytes, CaseState]:
+    async def _read_back(self, keys: set[bytes]) -> dict[bytes, CaseState]:
         """The cases among `keys` that left the table, as the store holds them."""
         unknown = [k.decode() for k in keys if k not in self.m.cases.data]
         if self.archive is None or not unknown:
             return {}
-        try:
-            stored = self.archive.facts_of(unknown)
-        except StoreError as exc:  # counted as new cases: exact unless one had left
-            log.warning("cannot look up cases that may have left memory: %s", exc)
-            return {}
         out: dict[bytes, CaseState] = {}
-        for case_id, facts in stored.items():
+        for case_id, facts in (await self._stored(self.archive, unknown)).items():
             state = CaseState(0, pack(tuple(sorted(facts))))  # partition: its event's
             state.keep(evaluate(state.sorted(), self.rules).clocks)
             out[case_id.encode()] = state
         return out
+
+    async def _stored(self, archive: Store, case_ids: list[str]) -> dict[str, list[Fact]]:
+        """The stored facts of cases that may have left the table. An unreachable store is
+        waited for, nothing taken on meanwhile: a case that left, counted as new from its
+        late event alone, would lose its completions (a false breach on the worklist). The
+        lag shows the wait; a stop waits too, or a kill leaves the batch uncommitted. In a
+        thread: a connection attempt that hangs must not stop the heartbeats."""
+        delay, longest = STORE_RETRY
+        waited = False
+        while True:
+            try:
+                stored = await asyncio.to_thread(archive.facts_of, case_ids)
+            except StoreError as exc:
+                log.warning("store unavailable (%s): cases that may have left memory cannot "
+                            "be looked up; the batch waits, retrying in %g s", exc, delay)
+                waited = True
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, longest)
+                continue
+            if waited:
+                log.info("store reachable again: the batch goes on")
+            return stored
 
     def _case(self, key: bytes, partition: int) -> CaseState:
         value = self.m.cases.data.get(key)

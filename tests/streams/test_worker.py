@@ -12,10 +12,11 @@ import orjson
 import pytest
 
 from consumers.report import build_report
-from consumers.store import Store
+from consumers.store import Store, StoreError
 from models.casestate import CaseState
 from models.indicators import INDICATORS
 from models.measures import WINDOWS, Period, arrange, window_first
+from streams import worker as worker_module
 from streams.worker import Worker
 from tests.streams.fakes import TP, Driver, fake_worker
 from vardgaranti.generate import generate
@@ -116,9 +117,13 @@ def sink(worker: Worker, store: Store) -> None:
     store.write_batch(facts, [], {}, [])
 
 
+@pytest.mark.parametrize("outage", [0, 3], ids=["store_up", "store_down_at_first"])
 def test_final_cases_leave_the_table_and_late_events_read_them_back(
-    lines: list[bytes], tmp_path: Path
+    lines: list[bytes], tmp_path: Path, outage: int, monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    """`outage`: the store does not answer the first lookups of the late event's batch; the
+    batch waits for it rather than count the case that left as a new one."""
     store = Store(f"sqlite:///{tmp_path / 'archive.db'}")
     worker = fake_worker(archive=store)
     driver = Driver(worker)
@@ -142,7 +147,18 @@ def test_final_cases_leave_the_table_and_late_events_read_them_back(
     start = next(e for e in map(_parsed, lines)
                  if e.get("case_id") == gone and e.get("type") in START_TYPES)
     late = orjson.dumps({**start, "event_id": "late-start"})
+    monkeypatch.setattr(worker_module, "STORE_RETRY", (0.001, 0.004))
+    answer, failures = store.facts_of, iter(range(outage))
+
+    def down_at_first(case_ids: list[str]) -> Any:  # the lookup of the case that left
+        if gone in case_ids and next(failures, None) is not None:
+            raise StoreError("reading cases from the store failed: connection refused")
+        return answer(case_ids)
+
+    monkeypatch.setattr(store, "facts_of", down_at_first)
     asyncio.run(go([late, *lines[:300]]))  # and repeats of the first lines
+    waits = [r.message for r in caplog.records if "the batch waits" in r.message]
+    assert len(waits) == outage, waits
     everything = tmp_path / "all.jsonl"
     everything.write_bytes(b"\n".join([*lines, late]) + b"\n")
     today = worker.today()

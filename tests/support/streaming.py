@@ -137,19 +137,22 @@ class Stack:
         create_topics(self.bootstrap, {self.topics["events"]: self.partitions,
                                        self.topics["dlq"]: 1, self.topics["breaches"]: 1})
 
-    def _start(self, name: str, *args: str) -> Proc:
+    def _start(self, name: str, *args: str, env: dict[str, str] | None = None) -> Proc:
         port = free_port()
         log = self.workdir / f"{name}-{next(self._n)}.log"
         with log.open("wb") as out:
             process = subprocess.Popen(
                 [sys.executable, "-m", "vardgaranti", *args, "--port", str(port)],
-                cwd=self.workdir, env=self.env(), stdout=out, stderr=subprocess.STDOUT)
+                cwd=self.workdir, env={**self.env(), **(env or {})}, stdout=out,
+                stderr=subprocess.STDOUT)
         proc = Proc(name, process, log, port)
         self.procs.append(proc)
         return proc
 
-    def worker(self, wait: bool = True) -> Proc:
-        proc = self._start("worker", "worker", "--loglevel", "info")  # its batch lines
+    def worker(self, wait: bool = True, database_url: str | None = None) -> Proc:
+        """`database_url`: the worker's own way to the store, when not the sink's."""
+        env = {"VARDGARANTI_DATABASE_URL": database_url} if database_url else None
+        proc = self._start("worker", "worker", "--loglevel", "info", env=env)  # batch lines
         if wait:
             wait_until("the worker to be ready", proc.ready, logs=self.logs)
         return proc
