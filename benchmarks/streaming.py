@@ -110,13 +110,14 @@ class BenchStack(Stack):
             env.pop("VARDGARANTI_KAFKA_HEARTBEAT_INTERVAL", None)
         return env
 
-    def worker(self, wait: bool = False) -> Proc:
+    def worker(self, wait: bool = False, database_url: str | None = None) -> Proc:
         """A worker at the default log level (as deployed), not yet waited for.
 
         (At `--loglevel warning` Faust's terminal spinner sets the root logger to DEBUG, and
         every debug call in faust/aiokafka then builds a record: not what users run.)
         """
-        proc = self._start("worker", "worker")
+        env = {"VARDGARANTI_DATABASE_URL": database_url} if database_url else None
+        proc = self._start("worker", "worker", env=env)
         if wait:
             wait_ready(proc, self)
         return proc
