@@ -119,7 +119,8 @@ class Replayer(threading.Thread):
         self.stop = threading.Event()
 
     def run(self) -> None:
-        from consumers.publish import TokenBucket, open_producer, read_lines, record_meta
+        from consumers.logs import read_lines
+        from consumers.publish import TokenBucket, open_producer, record_meta
         from models.settings import Settings
 
         producer = open_producer(Settings(), self.stack.bootstrap)

@@ -68,16 +68,19 @@ def _gunzip(gz: gzip.GzipFile) -> IO[bytes]:
 _BLOCK = 1 << 20
 
 
-def read_lines(path: Path) -> Iterator[tuple[int, bytes]]:
+def read_lines(path: Path, size: int = _BLOCK, fill: bool = False
+               ) -> Iterator[tuple[int, bytes]]:
     """(line number, raw line without the newline) for every non-blank line. Read a block
     at a time and split there, cheaper than a readline per line; `read1` returns what is
-    at hand, so a pipe's lines still come as they arrive."""
+    at hand, so a pipe's lines still come as they arrive. `fill`: every read waits for a
+    whole block instead (fewer reads: each releases the GIL, see consumers/publish.py)."""
     with open_log(path) as fh:
         try:
             lineno = 0
             pending: list[bytes] = []  # the start of an unfinished line
-            read1 = cast(io.BufferedIOBase, fh).read1  # a file, gzip or stdin: all buffered
-            while block := read1(_BLOCK):
+            buffered = cast(io.BufferedIOBase, fh)  # a file, gzip or stdin: all buffered
+            read = buffered.read if fill else buffered.read1
+            while block := read(size):
                 if b"\n" not in block:  # inside a long line: joined once it ends
                     pending.append(block)
                     continue

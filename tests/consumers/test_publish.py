@@ -32,7 +32,6 @@ from consumers.publish import (
     TokenBucket,
     open_producer,
     publish,
-    read_lines,
     record_meta,
 )
 from models.settings import Settings
@@ -139,13 +138,13 @@ def test_record_meta_is_lenient(line: bytes, expected: tuple[bytes | None, int |
 
 
 @pytest.mark.parametrize("chunk_size", [1, 7, 64, 1 << 20])
-def test_chunked_reader_gives_the_same_lines_as_the_log_reader(tmp_path: Path,
+def test_whole_block_reads_give_the_same_lines_as_the_log_reader(tmp_path: Path,
                                                                chunk_size: int) -> None:
     raw = b'{"a":1}\r\n\n   \n{"b":2}\n\n{"c":3}\r\r\n{"last": "no newline"}'
     for path in (tmp_path / "log.jsonl", tmp_path / "log.jsonl.gz"):
         path.write_bytes(gzip.compress(raw) if path.suffix == ".gz" else raw)
         expected = list(logs_read_lines(path))
-        assert list(read_lines(path, chunk_size)) == expected
+        assert list(logs_read_lines(path, chunk_size, fill=True)) == expected
         assert [n for n, _ in expected] == [1, 4, 6, 7]
 
 
