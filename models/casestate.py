@@ -54,6 +54,11 @@ class CaseState:
         self._clocks = clocks
         self.sent = sent  # ids of the notices already emitted (streaming)
 
+    def mark_sent(self, notice_ids: Iterable[str]) -> None:
+        """Note notices as emitted, each once, in the order they were first noted."""
+        have = self.sent or []
+        self.sent = have + [n for n in notice_ids if n not in have]
+
     @property
     def facts(self) -> list[Fact]:
         return list(as_tuple(self._facts))

@@ -166,9 +166,8 @@ class Worker:
                 # notices the other agent marked on the case since it was read here (while
                 # the deltas were awaited) stay marked, or they would be sent again
                 now = self.m.cases.data.get(key)
-                if now is not None and now["n"]:
-                    have = state.sent or []
-                    state.sent = have + [n for n in now["n"] if n not in have]
+                if now is not None:
+                    state.mark_sent(now["n"])
                 out.put(self.m.cases, state.partition, key, state.to_json())
             await out.deliver(self.producer())
         # then their clocks and the batch's counts into the live view and the pipeline
@@ -311,7 +310,7 @@ class Worker:
                 if value is None:
                     continue  # it left the table meanwhile: a repeat is possible, a loss is not
                 state = CaseState.from_json(value)
-                state.sent = (state.sent or []) + [i for i in ids if i not in (state.sent or ())]
+                state.mark_sent(ids)
                 out.put(self.m.cases, state.partition, key, state.to_json())
             await out.deliver(self.producer())
         self.notices_sent += sent
