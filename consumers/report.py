@@ -24,7 +24,7 @@ from models.clocks import Fact, Rules
 from models.collect import CaseFacts
 from models.decode import decode_fact
 from models.events import DUPLICATE
-from models.ingest import ingest, shard_of
+from models.ingest import by_schema, shard_of
 from models.measures import ANOMALY_REASONS, INCONSISTENT, ORPHAN, Key, Period, Row, rows_for
 
 ProgressFn = Callable[[int], None]
@@ -101,7 +101,7 @@ def read_part(
             # decoder straight (what `ingest` tries first), the full schema for the rest
             got: tuple[str, str, Fact] | DeadLetter | None = decode_fact(raw, False)
             if got is None:
-                got = ingest(raw, name, lineno, refs=False)
+                got = by_schema(raw, name, lineno)
             if isinstance(got, DeadLetter):
                 stats.rejected[got.reason] += 1
                 if add_dead is not None:

@@ -38,6 +38,12 @@ def ingest(raw: bytes, source: str, line: int | None = None, *,
     fast = decode_fact(raw, refs)
     if fast is not None:
         return _new(Ingested, fast)
+    return by_schema(raw, source, line)
+
+
+def by_schema(raw: bytes, source: str, line: int | None = None) -> Ingested | DeadLetter:
+    """`ingest`'s second step, for a line the typed decoder left to the full schema: it
+    accepts or gives the reason and the message."""
     event = parse_event(raw)
     if isinstance(event, Rejection):
         where = source if line is None else f"{source}:{line}"
