@@ -58,6 +58,8 @@ from models.tables import (
 
 EVENTS = EventRow.__table__  # type: ignore[attr-defined]
 CLOCKS = ClockRow.__table__  # type: ignore[attr-defined]
+# what reads seek by (time; state and deadline; unit): left out during a bulk load
+SECONDARY_INDEXES = (*EVENTS.indexes, *CLOCKS.indexes)
 COUNTS = DailyCount.__table__  # type: ignore[attr-defined]
 GROUPS = CountGroup.__table__  # type: ignore[attr-defined]
 DEAD = DeadLetterRow.__table__  # type: ignore[attr-defined]
@@ -149,7 +151,7 @@ class Store:
         SQLModel.metadata.create_all(self.engine)
         # added to a table that was already there, or left out by a load that stopped
         # halfway (`loading`)
-        for index in (*EVENTS.indexes, *CLOCKS.indexes):
+        for index in SECONDARY_INDEXES:
             index.create(self.engine, checkfirst=True)
         if migrate:
             with self.engine.begin() as conn:
@@ -212,16 +214,15 @@ class Store:
         by row; the load's own writes and reads go by primary keys only. A load that stops
         halfway leaves them out until the next load ends or the store is next opened
         (`Store(url)`), which build what is missing."""
-        indexes = [*EVENTS.indexes, *CLOCKS.indexes]
         try:
             if self.newest_event_us() is None:
-                for index in indexes:
+                for index in SECONDARY_INDEXES:
                     index.drop(self.engine, checkfirst=True)
         except SQLAlchemyError as exc:
             raise StoreError(f"preparing the store failed: {_first_line(exc)}") from None
         yield
         try:
-            for index in indexes:
+            for index in SECONDARY_INDEXES:
                 index.create(self.engine, checkfirst=True)
         except SQLAlchemyError as exc:
             raise StoreError(f"indexing the store failed: {_first_line(exc)}") from None
