@@ -121,6 +121,7 @@ class Worker:
     async def on_events(self, batch: Sequence[Any]) -> None:
         self.refresh()
         touched: dict[bytes, CaseState] = {}
+        contributions: dict[bytes, list[Key]] = {}  # of a touched case: its next event's old
         deltas: dict[tuple[bytes, int], list[Entry]] = defaultdict(list)
         dead: list[DeadLetter] = []
         newest = self.view.newest_us
@@ -143,10 +144,11 @@ class Worker:
             if state is None:
                 state = back.get(key) or self._case(key, msg.partition)
                 state.partition = msg.partition
-            changes = state.add(got.fact, self.rules)
-            if changes is None:
+            added = state.add(got.fact, self.rules, contributions.get(key))
+            if added is None:
                 duplicates += 1
                 continue
+            changes, contributions[key] = added
             touched[key] = state
             processed[got.type] += 1
             newest = max(newest or got.fact.ts, got.fact.ts)
