@@ -122,7 +122,9 @@ class Worker:
         self.refresh()
         touched: dict[bytes, CaseState] = {}
         contributions: dict[bytes, list[Key]] = {}  # of a touched case: its next event's old
-        deltas: dict[tuple[bytes, int], list[Entry]] = defaultdict(list)
+        # per indicator × unit × source partition, keyed by the first delta's key (its route
+        # key is made once per record, not once per delta)
+        deltas: dict[tuple[int, str, int], tuple[Key, list[Entry]]] = {}
         dead: list[DeadLetter] = []
         newest = self.view.newest_us
         processed: Counter[str] = Counter()
@@ -153,15 +155,18 @@ class Worker:
             processed[got.type] += 1
             newest = max(newest or got.fact.ts, got.fact.ts)
             for k, n in changes:
-                deltas[(route_key(k), msg.partition)].append(
-                    (msg.offset, k[0], k[3], k[4], n))
+                record = deltas.get((k[1], k[2], msg.partition))
+                if record is None:
+                    record = deltas[(k[1], k[2], msg.partition)] = (k, [])
+                record[1].append((msg.offset, k[0], k[3], k[4], n))
         log.info("%s: %d events, %d dead letters, %d cases, %d delta records",
                  _spans(batch), len(batch), len(dead), len(touched), len(deltas))
         # (1) deltas and dead letters, acknowledged before the cases are written
         out = Outbox()
         topic = self.m.deltas.get_topic_name()
-        for (rkey, source), entries in deltas.items():
-            out.add(topic, rkey, orjson.dumps({"p": source, "e": entries, "w": newest}))
+        for (_, _, source), (first, entries) in deltas.items():
+            out.add(topic, route_key(first),
+                    orjson.dumps({"p": source, "e": entries, "w": newest}))
         for d in dead:
             out.add(self.m.dlq.get_topic_name(), None, d.to_json())
         await out.deliver(self.producer())
