@@ -11,7 +11,6 @@ evaluation (None when not kept: one evaluation rebuilds them).
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
@@ -24,9 +23,14 @@ Facts = Fact | tuple[Fact, ...]
 
 
 def diff(old: Iterable[Key], new: Iterable[Key]) -> list[Delta]:
-    """The counter changes that turn the `old` contributions into the `new` ones."""
-    change: Counter[Key] = Counter(new)
-    change.subtract(old)
+    """The counter changes that turn the `old` contributions into the `new` ones (a plain
+    dict: a Counter's update and subtract cost three times as much, once per event)."""
+    change: dict[Key, int] = {}
+    get = change.get
+    for k in new:
+        change[k] = get(k, 0) + 1
+    for k in old:
+        change[k] = get(k, 0) - 1
     return [(k, n) for k, n in change.items() if n]
 
 
@@ -87,16 +91,20 @@ class CaseState:
         else:
             self._facts = (*facts, fact)
 
-    def add(self, fact: Fact, rules: Rules) -> list[Delta] | None:
-        """Apply one fact now: the counter deltas (−old, +new), or None for a repeated id.
-        (The streaming path: each delta is attributed to the event that caused it.)"""
+    def add(self, fact: Fact, rules: Rules, before: list[Key] | None = None
+            ) -> tuple[list[Delta], list[Key]] | None:
+        """Apply one fact now: the counter deltas (−old, +new) and the case's contributions
+        after it, or None for a repeated id. (The streaming path: each delta is attributed
+        to the event that caused it.) `before`: the contributions as they stand, when the
+        caller kept them from the case's previous fact, so they are not evaluated again."""
         if self.has(fact.event_id):
             return None
-        old = evaluate(self.sorted(), rules, views=False).keys if self._facts else []
+        if before is None:
+            before = evaluate(self.sorted(), rules, views=False).keys if self._facts else []
         self.file(fact)
         outcome = evaluate(self.sorted(), rules)
         self.keep(outcome.clocks)
-        return diff(old, outcome.keys)
+        return diff(before, outcome.keys), outcome.keys
 
     def sorted(self) -> tuple[Fact, ...]:
         """The facts in canonical order (sorted in place once)."""
@@ -128,8 +136,8 @@ class CaseState:
     def to_json(self) -> dict[str, Any]:
         return {
             "p": self.partition,
-            "f": [list(f) for f in self.sorted()],
-            "c": [list(c) for c in self.clocks],
+            "f": list(map(list, self.sorted())),
+            "c": list(map(list, self.clocks)),
             "n": self.sent or [],
         }
 

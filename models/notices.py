@@ -8,7 +8,7 @@ consumer can de-duplicate after a crash. Pure: the caller passes "today".
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from datetime import date
 from typing import Any
 
@@ -34,7 +34,11 @@ class Notice:
     patient_ref: str | None  # pseudonymous reference only, never identity
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        # flat fields: `dataclasses.asdict` would deep-copy each value, per notice sent
+        return {name: getattr(self, name) for name in _FIELDS}
+
+
+_FIELDS = tuple(f.name for f in fields(Notice))
 
 
 def due(case_id: str, clocks: Iterable[ClockView], sent: Iterable[str], today: int) -> list[Notice]:

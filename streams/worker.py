@@ -98,6 +98,9 @@ class Worker:
         self._due: set[str] = set()  # cases whose clocks the watermark made due
         self._assignment: frozenset[Any] | None = None
         self.folded = 0  # day groups folded into checkpoints
+        # this worker's day groups by day, so that a fold reads the days it folds, not the
+        # whole table (a day changes with nearly every batch of a backlog)
+        self._day_groups: dict[int, set[bytes]] = {}
         self._folded_on: int | None = None
         self._restart_point: tuple[frozenset[Any] | None, dict[Any, int]] = (None, {})
         # both agents write cases; a send can wait inside the producer, so without turns a
@@ -118,7 +121,10 @@ class Worker:
     async def on_events(self, batch: Sequence[Any]) -> None:
         self.refresh()
         touched: dict[bytes, CaseState] = {}
-        deltas: dict[tuple[bytes, int], list[Entry]] = defaultdict(list)
+        contributions: dict[bytes, list[Key]] = {}  # of a touched case: its next event's old
+        # per indicator × unit × source partition, keyed by the first delta's key (its route
+        # key is made once per record, not once per delta)
+        deltas: dict[tuple[int, str, int], tuple[Key, list[Entry]]] = {}
         dead: list[DeadLetter] = []
         newest = self.view.newest_us
         processed: Counter[str] = Counter()
@@ -140,23 +146,27 @@ class Worker:
             if state is None:
                 state = back.get(key) or self._case(key, msg.partition)
                 state.partition = msg.partition
-            changes = state.add(got.fact, self.rules)
-            if changes is None:
+            added = state.add(got.fact, self.rules, contributions.get(key))
+            if added is None:
                 duplicates += 1
                 continue
+            changes, contributions[key] = added
             touched[key] = state
             processed[got.type] += 1
             newest = max(newest or got.fact.ts, got.fact.ts)
             for k, n in changes:
-                deltas[(route_key(k), msg.partition)].append(
-                    (msg.offset, k[0], k[3], k[4], n))
+                record = deltas.get((k[1], k[2], msg.partition))
+                if record is None:
+                    record = deltas[(k[1], k[2], msg.partition)] = (k, [])
+                record[1].append((msg.offset, k[0], k[3], k[4], n))
         log.info("%s: %d events, %d dead letters, %d cases, %d delta records",
                  _spans(batch), len(batch), len(dead), len(touched), len(deltas))
         # (1) deltas and dead letters, acknowledged before the cases are written
         out = Outbox()
         topic = self.m.deltas.get_topic_name()
-        for (rkey, source), entries in deltas.items():
-            out.add(topic, rkey, orjson.dumps({"p": source, "e": entries, "w": newest}))
+        for (_, _, source), (first, entries) in deltas.items():
+            out.add(topic, route_key(first),
+                    orjson.dumps({"p": source, "e": entries, "w": newest}))
         for d in dead:
             out.add(self.m.dlq.get_topic_name(), None, d.to_json())
         await out.deliver(self.producer())
@@ -338,10 +348,12 @@ class Worker:
                 group = groups.get(key)
                 if group is None:
                     value = self.m.counts.data.get(key)
-                    group = groups[key] = (
-                        CounterGroup.from_json(value) if value is not None
-                        else CounterGroup(msg.partition)
-                    )
+                    if value is not None:
+                        group = groups[key] = CounterGroup.from_json(value)
+                    else:
+                        group = groups[key] = CounterGroup(msg.partition)
+                        if not is_checkpoint(key):
+                            self._day_groups.setdefault(day, set()).add(key)
                 for measure, until, change in group.apply(source, entries):
                     applied.append(((measure, ind, unit, day, until), change))
         out = Outbox()
@@ -379,10 +391,12 @@ class Worker:
         mine = {tp.partition for tp in self._assignment or ()
                 if tp.topic == self.m.deltas.get_topic_name()}
         old: dict[bytes, list[tuple[int, bytes]]] = defaultdict(list)
-        for key, value in list(self.m.counts.data.items()):
-            if value["p"] in mine and not is_checkpoint(key):
-                ind, day, unit = parse_group_key(key)
-                if day <= through:
+        data = self.m.counts.data
+        for day in [d for d in self._day_groups if d <= through]:
+            for key in self._day_groups.pop(day):
+                value = data.get(key)
+                if value is not None and value["p"] in mine:
+                    ind, _, unit = parse_group_key(key)
                     old[checkpoint_key(ind, unit)].append((day, key))
         if not old:
             return
@@ -452,6 +466,7 @@ class Worker:
         mine = {(tp.topic, tp.partition) for tp in assignment}
         self.view.reset()
         self._leaving, self._leaves_on = {}, {}
+        self._day_groups = self._days_of(mine)
         self._due = set()
         self.view.apply(self._counters())
         newest = None
@@ -482,6 +497,15 @@ class Worker:
             if (deltas, value["p"]) in mine and self._counter_key(
                     *parse_group_key(key)) == key:  # not a day a checkpoint holds
                 yield from CounterGroup.from_json(value).items(key)
+
+    def _days_of(self, mine: set[tuple[str, int]]) -> dict[int, set[bytes]]:
+        """The day groups (not checkpoints) of this worker's partitions, by day."""
+        deltas = self.m.deltas.get_topic_name()
+        out: dict[int, set[bytes]] = {}
+        for key, value in list(self.m.counts.data.items()):
+            if (deltas, value["p"]) in mine and not is_checkpoint(key):
+                out.setdefault(parse_group_key(key)[1], set()).add(key)
+        return out
 
     def history(self, period: Period, indicator: str | None = None) -> dict[Group, Row]:
         """Rows of a period that ends before the watermark, from this worker's counters

@@ -44,12 +44,18 @@ def test_case_state_deltas_sum_to_the_engine_and_survive_json() -> None:
     events = referral_case()
     state = CaseState(partition=2)
     total: Counter[Key] = Counter()
+    carried = CaseState(partition=2)  # the same facts, its contributions kept between them
+    before: list[Key] | None = None
     for e in reversed(events):  # out of order on purpose
-        changes = state.add(e, RULES)
-        assert changes is not None
+        added = state.add(e, RULES)
+        assert added is not None
+        changes, after = added
         state = CaseState.from_json(state.to_json())  # as if read back from the changelog
         for k, n in changes:
             total[k] += n
+        kept = carried.add(e, RULES, before)
+        assert kept is not None and kept == (changes, after)
+        before = after
     engine = Engine(RULES)
     for e in events:
         engine.add("c1", e)

@@ -168,3 +168,23 @@ def test_no_fold_before_the_deltas_in_flight_at_assignment_are_done(
     worker._folded_on = None
     asyncio.run(worker._fold())
     assert worker.folded > 100
+
+
+def test_days_recovered_from_the_changelog_fold_too(lines: list[bytes]) -> None:
+    """A fold reads the day groups the worker knows of: those it wrote, and those a new
+    assignment brought in from the changelogs (here copied in, as a recovery fills them)."""
+    once = fake_worker()
+    consumer: Any = once.m.app.consumer
+    consumer.highwater = lambda tp: 10**9  # deltas still in flight: nothing folded
+    run(lines, once)
+    assert once.folded == 0
+    worker = fake_worker()
+    cases: Any = worker.m.cases
+    counts: Any = worker.m.counts
+    cases.data.update(once.m.cases.data)
+    counts.data.update(once.m.counts.data)
+    worker.refresh()
+    asyncio.run(worker._fold())
+    assert worker.folded > 100
+    through = folded_through(worker).toordinal()
+    assert min(int(k.split(b"|")[1]) for k in counts.data if not is_checkpoint(k)) > through
