@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections import Counter
 from datetime import date
 from pathlib import Path
@@ -97,6 +98,20 @@ def test_a_new_assignment_rebuilds_the_same_view(lines: list[bytes]) -> None:
     worker.refresh()
     assert 0 < len(worker.view.worklist()) < len(before[1])
 
+
+
+def test_a_rebuilt_view_is_kept_out_of_the_cycle_collector(lines: list[bytes]) -> None:
+    """After a rebuild the worker freezes what it loaded (web.reads.freeze_loaded): a full
+    collection walks none of it in the middle of a read."""
+    worker = run(lines[:1000]).worker
+    gc.unfreeze()  # what earlier code froze in this process
+    worker._assignment = None  # as after a rebalance
+    try:
+        worker.refresh()
+        assert gc.get_freeze_count() > 0
+        assert not any(o is worker.view._groups for o in gc.get_objects())
+    finally:
+        gc.unfreeze()
 
 START_TYPES = {i.start_type for i in INDICATORS}
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import hmac
 import logging
 from collections.abc import Iterator
@@ -28,6 +29,7 @@ from tests.consumers.test_store_replay import synthetic, write_log
 from vardgaranti.serve import pipeline_snapshot, pipeline_source
 from web.api import WORKLIST_PAGE, create_app
 from web.metrics import MetricsSnapshot, exposition, registry_for
+from web.reads import freeze_loaded
 
 TOKEN = "s3cret-token"
 
@@ -343,3 +345,17 @@ def test_fast_exposition_is_what_the_library_writes(tmp_path: Path) -> None:
     empty = registry_for(lambda: MetricsSnapshot(live={}, watermark_us=None))
     assert exposition(empty) == generate_latest(empty)
     store.engine.dispose()
+
+
+def test_what_a_server_loaded_is_kept_out_of_the_cycle_collector() -> None:
+    """After `freeze_loaded` a full collection no longer walks the live view's objects (it
+    walked them all inside whichever request it fell on); they are still there to read."""
+    view = LiveView()
+    view.advance(end_of_day_micros(date(2024, 12, 31).toordinal()))
+    groups = view._groups
+    try:
+        freeze_loaded()
+        assert not any(o is groups for o in gc.get_objects())
+        assert view.today_date() == date(2024, 12, 31)
+    finally:
+        gc.unfreeze()
