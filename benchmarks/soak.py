@@ -10,8 +10,9 @@ the first minute) and whether it levelled off.
 
 The worker keeps per-day counters for the longest window and the grace period (~390 days of
 event time) before it folds older days: its memory can only level off once the events are
-that far apart, so a soak that shows it replays more than a year, e.g. `--rate 40 --years 4
---warm-up 240` (docs/performance.md).
+that far apart, and the SQLite page caches of the worker and the sink fill as the store grows,
+so a soak that shows it replays years and leaves the first minutes out, e.g. `--rate 30
+--years 8 --duration 900 --warm-up 600` (3.6 years of event time; docs/live-view.md).
 
 Several years are one continuous history (`continuous`): a generated year ends with the
 clocks still open on 31 December cut off, and the next year (another seed, other ids)
