@@ -12,7 +12,8 @@ The worker keeps per-day counters for the longest window and the grace period (~
 event time) before it folds older days: its memory can only level off once the events are
 that far apart, and the SQLite page caches of the worker and the sink fill as the store grows,
 so a soak that shows it replays years and leaves the first minutes out, e.g. `--rate 30
---years 8 --duration 900 --warm-up 600` (3.6 years of event time; docs/live-view.md).
+--years 16 --duration 1800 --warm-up 600` (6.9 years of event time; at this rate the worker
+levelled off only after 20-27 minutes, docs/live-view.md).
 
 Several years are one continuous history (`continuous`): a generated year ends with the
 clocks still open on 31 December cut off, and the next year (another seed, other ids)
