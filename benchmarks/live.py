@@ -5,13 +5,22 @@ The view is fed synthetic per-day counters (the shape the engine emits) for a ba
 and, up to 100 units, one with 10× more units; plus open clocks for the worklist. A read
 should cost the same over 10 years as over one (the issue aims below 1.5×); 10× the units
 is 10× the groups, so there it grows with what is shown.
+
+Each shape is served as a server serves it: its view frozen out of the cycle collector
+after loading (web.reads.freeze_loaded, as both runtimes do) and one running app per shape
+(a TestClient kept open, not a new event loop per request). After a warm-up round, the
+shapes take turns, round by round, with the same request mix, so that the machine's load
+falls on all of them alike: per round every window region-wide and for one indicator, and
+the worklist's first page region-wide, for one indicator and for one unit, three times.
+Each request is timed in wall time and in the process's CPU time (user + system: the
+client's share and the app's, not what other processes take from the cores).
 """
 
 from __future__ import annotations
 
+import gc
 import statistics
 import time
-from collections.abc import Callable
 from datetime import date
 from typing import Any
 
@@ -22,7 +31,7 @@ AIM_METRICS_MS = 50.0
 AIM_API_P99_MS = 20.0
 AIM_GROWTH = 1.5
 OPEN_PER_GROUP = 40  # open clocks per unit × indicator, deadlines around "today"
-REPEATS = 100
+ROUNDS = 50  # per shape: 500 aggregates and 450 at-risk requests
 MAX_UNITS = 100  # the region's size at scale 1
 
 
@@ -45,46 +54,86 @@ def _view(year: int, units: int, years: int) -> Any:
     return view
 
 
-def _ms(fn: Callable[[], object], repeats: int) -> list[float]:
-    out = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        fn()
-        out.append((time.perf_counter() - started) * 1000)
-    return out
+def _p(samples: list[float], q: int) -> float:
+    return statistics.quantiles(samples, n=100, method="inclusive")[q - 1]
 
 
-def _p99(samples: list[float]) -> float:
-    return statistics.quantiles(samples, n=100, method="inclusive")[98]
+class _Shape:
+    """One view served by its app, and what its requests took."""
 
+    def __init__(self, view: Any) -> None:
+        from fastapi.testclient import TestClient
 
-def measure(view: Any) -> dict[str, float]:
-    from fastapi.testclient import TestClient
+        from web.api import create_app
+        from web.metrics import registry_for, snapshot_of
+        from web.reads import LiveSource
 
-    from models.indicators import INDICATOR_IDS
-    from models.measures import WINDOWS
-    from web.api import create_app
-    from web.metrics import exposition, registry_for, snapshot_of
-    from web.reads import LiveSource
+        self.view = view
+        self.registry = registry_for(lambda: snapshot_of(view, {}, {}, 0, None))
+        source = LiveSource(view, lambda period, indicator: {}, lambda: True)
+        self.client = TestClient(create_app(source, self.registry, view.today_date))
+        self.wall: dict[str, list[float]] = {}
+        self.cpu: dict[str, list[float]] = {}
 
-    registry = registry_for(lambda: snapshot_of(view, {}, {}, 0, None))
-    source = LiveSource(view, lambda period, indicator: {}, lambda: True)
-    client = TestClient(create_app(source, registry, view.today_date))
-    render = _ms(lambda: exposition(registry), 10)
-    aggregates: list[float] = []
-    at_risk: list[float] = []
-    for _ in range(REPEATS // 10):
+    def get(self, kind: str, path: str, params: dict[str, Any]) -> None:
+        started, cpu = time.perf_counter(), time.process_time()
+        self.client.get(path, params=params).raise_for_status()
+        self.wall.setdefault(kind, []).append((time.perf_counter() - started) * 1000)
+        self.cpu.setdefault(kind, []).append((time.process_time() - cpu) * 1000)
+
+    def round(self) -> None:
+        from models.indicators import INDICATOR_IDS
+        from models.measures import WINDOWS
+
         for w in WINDOWS:
             for params in ({"window": w}, {"window": w, "indicator": INDICATOR_IDS[2]}):
-                aggregates += _ms(lambda p=params: client.get(  # type: ignore[misc]
-                    "/api/v1/aggregates", params=p).raise_for_status(), 1)
-        for params in ({}, {"indicator": INDICATOR_IDS[2]}, {"unit": "unit-000"}):
-            at_risk += _ms(lambda p=params: client.get(  # type: ignore[misc]
-                "/api/v1/at-risk", params=p).raise_for_status(), 3)
-    return {"metrics_ms": statistics.median(render), "aggregates_p99_ms": _p99(aggregates),
-            "at_risk_p99_ms": _p99(at_risk), "aggregates_p50_ms": statistics.median(aggregates),
-            "at_risk_p50_ms": statistics.median(at_risk),
-            "series": float(exposition(registry).count(b"\n"))}
+                self.get("aggregates", "/api/v1/aggregates", params)
+        for _ in range(3):
+            for params in ({}, {"indicator": INDICATOR_IDS[2]}, {"unit": "unit-000"}):
+                self.get("at_risk", "/api/v1/at-risk", params)
+
+    def figures(self) -> dict[str, float]:
+        from web.metrics import exposition
+
+        render = []
+        for _ in range(20):
+            started = time.perf_counter()
+            exposition(self.registry)
+            render.append((time.perf_counter() - started) * 1000)
+        out = {"metrics_ms": statistics.median(render),
+               "series": float(exposition(self.registry).count(b"\n"))}
+        for kind in ("aggregates", "at_risk"):
+            wall, cpu = self.wall[kind], self.cpu[kind]
+            out |= {f"{kind}_p50_ms": statistics.median(wall), f"{kind}_p99_ms": _p(wall, 99),
+                    f"{kind}_cpu_p50_ms": statistics.median(cpu),
+                    f"{kind}_cpu_p99_ms": _p(cpu, 99), f"{kind}_samples": float(len(wall))}
+        self.wall.clear()
+        self.get("at_risk_1000", "/api/v1/at-risk", {"limit": 1000})  # a long page, for scale
+        out["at_risk_1000_rows_ms"] = self.wall["at_risk_1000"][0]
+        return out
+
+
+def measure(views: dict[str, Any], rounds: int = ROUNDS) -> dict[str, dict[str, float]]:
+    """Each view's figures, the shapes taking turns round by round."""
+    from web.reads import freeze_loaded
+
+    shapes = {name: _Shape(view) for name, view in views.items()}
+    freeze_loaded()
+    try:
+        for shape in shapes.values():
+            shape.client.__enter__()  # one running app per shape, as a server
+        for shape in shapes.values():
+            shape.round()  # warm-up: imports, first formatting of the worklist's dates
+            shape.wall.clear()
+            shape.cpu.clear()
+        for _ in range(rounds):
+            for shape in shapes.values():
+                shape.round()
+        return {name: shape.figures() for name, shape in shapes.items()}
+    finally:
+        for shape in shapes.values():
+            shape.client.__exit__(None, None, None)
+        gc.unfreeze()
 
 
 def run(ctx: Context) -> StepResult:
@@ -93,8 +142,8 @@ def run(ctx: Context) -> StepResult:
     if units * 10 <= MAX_UNITS:
         shapes["10x units"] = (units * 10, 1)
     data: dict[str, Any] = {"units": units}
-    for name, (n_units, years) in shapes.items():
-        data[name] = measure(_view(ctx.year, n_units, years))
+    data |= measure({name: _view(ctx.year, n_units, years)
+                     for name, (n_units, years) in shapes.items()})
     base, longer, wider = data["1 year"], data["10 years"], data.get("10x units")
     figures: list[Figure] = []
     for key, label, aim in (("metrics_ms", "/metrics render p50", AIM_METRICS_MS),
@@ -103,12 +152,18 @@ def run(ctx: Context) -> StepResult:
         figures.append(Figure(f"{label}, {units} units, 1 year", base[key], "ms",
                               f"< {aim:g} ms", base[key] < aim))
         figures.append(Figure(f"{label}, 10 years", longer[key], "ms"))
-        if key.endswith("p99_ms"):  # the machine's noise shows in p99; the median is steadier
-            p50 = key.replace("p99", "p50")
-            figures.append(Figure(f"{label.replace('p99', 'p50')}: 10 years / 1 year",
-                                  longer[p50] / base[p50] if base[p50] else 0.0, "x"))
         ratio = longer[key] / base[key] if base[key] else 0.0
-        figures.append(Figure(f"{label}: 10 years / 1 year", ratio, "x",
+        if key.endswith("p99_ms"):
+            # a wall-clock p99 on a shared machine is where the scheduler paused the process;
+            # the growth with history is judged on the CPU a request took
+            figures.append(Figure(f"{label}: 10 years / 1 year (wall)", ratio, "x"))
+            cpu = key.replace("p99", "cpu_p99")
+            for shape, figs in (("1 year", base), ("10 years", longer)):
+                figures.append(Figure(f"{label.replace('p99', 'CPU p99')}, {shape}",
+                                      figs[cpu], "ms"))
+            ratio = longer[cpu] / base[cpu] if base[cpu] else 0.0
+        growth = label.replace("p99", "CPU p99")
+        figures.append(Figure(f"{growth}: 10 years / 1 year", ratio, "x",
                               f"< {AIM_GROWTH:g}", ratio < AIM_GROWTH))
         if wider is not None:
             figures.append(Figure(f"{label}, {units * 10} units (10x)", wider[key], "ms"))

@@ -10,8 +10,16 @@ the first minute) and whether it levelled off.
 
 The worker keeps per-day counters for the longest window and the grace period (~390 days of
 event time) before it folds older days: its memory can only level off once the events are
-that far apart, so a soak that shows it replays more than a year, e.g. `--rate 40 --years 4
---warm-up 240` (docs/performance.md).
+that far apart, and the SQLite page caches of the worker and the sink fill as the store grows,
+so a soak that shows it replays years and leaves the first minutes out, e.g. `--rate 30
+--years 16 --duration 1800 --warm-up 600` (6.9 years of event time; at this rate the worker
+levelled off only after 20-27 minutes, docs/live-view.md).
+
+Several years are one continuous history (`continuous`): a generated year ends with the
+clocks still open on 31 December cut off, and the next year (another seed, other ids)
+starts with its own backlog of such cases written whole. Replayed one after the other, the
+first year's open clocks would wait for ever, which no region's log does; so they are left
+out and the next year's lines are merged in by event time.
 
 The peak inflow comes from the generator at scale 1 (the region's volumes, generate.py's
 hour-of-day, weekday and month profiles): the busiest hour of a generated 2024 holds 2,599
@@ -26,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import heapq
 import json
 import re
 import sys
@@ -33,7 +42,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,6 +50,7 @@ from rich.console import Console
 from rich.table import Table
 
 from benchmarks.streaming import (
+    CACHE,
     LAG,
     BenchError,
     BenchStack,
@@ -52,6 +62,7 @@ from benchmarks.streaming import (
     stop_on_sigterm,
     total,
 )
+from models.clocks import Fact
 
 PEAK_EVENTS_PER_HOUR = 2_599  # busiest hour of `generate(2024, seed=1, scale=1)`
 PEAK_FACTOR = 5.0
@@ -82,6 +93,63 @@ def scale_for(lines: float) -> float:
             return scale
     raise BenchError(f"{lines:,.0f} lines is more than a generated year holds; lower --rate "
                      "or --duration")
+
+
+# (the log's newest event time up to this line, its case, its fact, the line); no case and
+# no fact for a line that is no event
+_Line = tuple[int, str, Fact | None, bytes]
+
+
+def _keyed(path: Path) -> Iterator[_Line]:
+    """A log's lines with their case and fact, each keyed by the newest event time seen up
+    to it: a late line keeps its place behind the lines delivered before it."""
+    from consumers.logs import read_lines
+    from models.ingest import Ingested, ingest
+
+    newest = 0
+    for _, line in read_lines(path):
+        got = ingest(line, path.name, refs=False)
+        if isinstance(got, Ingested):
+            newest = max(newest, got.fact.ts)
+            yield newest, got.case_id, got.fact, line
+        else:
+            yield newest, "", None, line
+
+
+def _moving(lines: Sequence[_Line]) -> set[str]:
+    """The cases with a clock open or paused after these lines: at the end of a generated
+    year, those whose later events the year cut off."""
+    from models.clocks import AT_REST, Rules, evaluate
+
+    facts: dict[str, dict[str, Fact]] = {}
+    for _, case_id, fact, _ in lines:
+        if fact is not None:
+            facts.setdefault(case_id, {}).setdefault(fact.event_id, fact)
+    rules = Rules()
+    return {case_id for case_id, by_id in facts.items()
+            if any(c.state not in AT_REST for c in evaluate(sorted(by_id.values()), rules).clocks)}
+
+
+def continuous(paths: Sequence[Path], console: Console) -> Path:
+    """The generated years as one history, cached next to them: each year but the last
+    without its cases still moving at its end, merged by event time with the next year,
+    whose backlog holds such cases whole (their starts dated the year before)."""
+    if len(paths) == 1:
+        return paths[0]
+    out = CACHE / f"{paths[0].name.removesuffix('.jsonl.gz')}-continuous{len(paths)}.jsonl.gz"
+    if out.exists():
+        return out
+    console.print(f"merging {', '.join(p.name for p in paths)} into {out} …")
+    merged: list[_Line] = list(_keyed(paths[0]))
+    for path in paths[1:]:
+        cut = _moving(merged)
+        merged = list(heapq.merge((x for x in merged if x[1] not in cut), _keyed(path),
+                                  key=lambda x: x[0]))
+    part = out.with_name(out.name + ".part")
+    with gzip.GzipFile(part, "wb", mtime=0) as fh:
+        fh.write(b"".join(line + b"\n" for *_, line in merged))
+    part.replace(out)
+    return out
 
 
 def slope(points: Sequence[tuple[float, float]]) -> float:
@@ -267,7 +335,8 @@ def run(duration_s: float = 600.0, rate: float | None = None, every_s: float = 3
         console.print(f"peak inflow {peak:,} events/h ({peak / 3600:.2f}/s): replaying at "
                       f"{PEAK_FACTOR:g}× = {rate:.2f} events/s")
     scale = scale_for(rate * duration_s / years)
-    paths = [log_file(scale, year + i, console, seed=1 + i) for i in range(years)]
+    paths = [continuous([log_file(scale, year + i, console, seed=1 + i)
+                         for i in range(years)], console)]
     with broker() as (bootstrap, mock), tempfile.TemporaryDirectory(prefix="vg-soak-") as tmp:
         names = ", ".join(p.name for p in paths)
         console.print(f"soak: {names} through {'a mock broker' if mock else bootstrap} for "

@@ -40,7 +40,7 @@ from consumers import sqlviews
 from consumers.deadletter import DeadLetter
 from consumers.running import with_running
 from models.calendar import end_of_day_micros, from_micros
-from models.clocks import ENDED, ClockView, Fact
+from models.clocks import AT_REST, ClockView, Fact
 from models.indicators import INDICATORS, ORDER
 from models.measures import MEASURE_CODES, MEASURE_NAMES, Key, Period, Row
 from models.settings import SQLITE_CACHE_MB
@@ -320,11 +320,11 @@ class Store:
                 yield row[0], Fact(*row[1:])
 
     def changing_facts(self, since_us: int) -> Iterator[tuple[str, Fact]]:
-        """The facts of the cases that may still change (docs/live-view.md): a clock not
-        ended, or an event at or after `since_us` (within the grace period). Index seeks:
-        the cost follows the open cases, not the stored history."""
+        """The facts of the cases that may still change (docs/live-view.md): a clock not at
+        rest (open or paused), or an event at or after `since_us` (within the grace
+        period). Index seeks: the cost follows the open cases, not the stored history."""
         cols = EVENTS.c
-        ids = select(CLOCKS.c.case_id).where(CLOCKS.c.state.not_in(sorted(ENDED))).union(
+        ids = select(CLOCKS.c.case_id).where(CLOCKS.c.state.not_in(sorted(AT_REST))).union(
             select(cols.case_id).where(cols.ts_us >= since_us)).subquery()
         query = select(cols.case_id, cols.ts_us, cols.rank, cols.event_id, cols.unit_id,
                        cols.ind, cols.flag, cols.text).where(cols.case_id.in_(select(ids)))

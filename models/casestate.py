@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from models.calendar import local_day
-from models.clocks import ENDED, ClockView, Fact, Rules, evaluate, is_start
+from models.clocks import AT_REST, ClockView, Fact, Rules, evaluate, is_start
 from models.measures import Key
 
 Delta = tuple[Key, int]
@@ -115,16 +115,16 @@ class CaseState:
         return facts
 
     def leaves_on(self, views: list[ClockView], grace_days: int) -> int | None:
-        """The date from which the case may leave memory: once every clock has ended, the
-        day after its newest event's date plus the grace period (None: a clock is open,
-        paused or excluded, and may still change)."""
+        """The date from which the case may leave memory: once every clock is at rest (ended
+        or excluded), the day after its newest event's date plus the grace period (None: a
+        clock is open or paused, and the passing days still move it)."""
         facts = self._facts
         if facts is None:
             return None
         if isinstance(facts, Fact) and not views:
             if is_start(facts):
                 return None  # a lone start is an open clock (its views are not kept)
-        elif not all(v.state in ENDED for v in views):
+        elif not all(v.state in AT_REST for v in views):
             return None
         return local_day(self.newest_us) + grace_days + 1
 

@@ -27,8 +27,8 @@ from models.indicators import (
 )
 
 __all__ = [
-    "DUPLICATE", "ENDED", "ClockView", "Fact", "Outcome", "Rules", "evaluate", "fact_of",
-    "is_start", "lone_views", "to_fact",
+    "AT_REST", "DUPLICATE", "ENDED", "ClockView", "Fact", "Outcome", "Rules", "evaluate",
+    "fact_of", "is_start", "lone_views", "to_fact",
 ]
 
 R_CONTACT_REQ, R_CONTACT_DONE, R_ASSESS_NEEDED, R_ASSESS_DONE = 0, 1, 2, 3
@@ -327,6 +327,10 @@ def evaluate(facts: Sequence[Fact], rules: Rules, *, views: bool = True) -> Outc
 
 # states a clock never leaves
 ENDED = frozenset({STATE_NAMES[FULFILLED], STATE_NAMES[CANCELLED]})
+# states that no passing day changes, only a new event of the case: ended, or excluded (PVV
+# ends with a `wait.resumed` or a `case.cancelled`, whenever that comes). A case whose clocks
+# are all at rest needs no watching, so it may leave memory; a later event reads it back.
+AT_REST = ENDED | {STATE_NAMES[EXCLUDED]}
 
 
 def is_start(fact: Fact) -> bool:

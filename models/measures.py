@@ -151,23 +151,22 @@ def rows_for(
 def arrange(per_unit: dict[tuple[int, str], Row], unit: str | None = None) -> list[Row]:
     """Units with a clock get a row; `ALL` sums them; `unit` keeps one unit (or `ALL`)."""
     region: dict[int, Row] = {}
-    for (ind, _), row in per_unit.items():
+    units: dict[int, list[Row]] = {}
+    for (ind, u), row in sorted(per_unit.items()):  # once: indicator, then unit id
         if row.clocks > 0:
             total = region.get(ind)
             if total is None:
                 total = region[ind] = Row(INDICATORS[ind].id, REGION_UNIT)
+                units[ind] = []
             total.add(row)
+            if unit is None or u == unit:
+                units[ind].append(row)
     out: list[Row] = []
     for ind in sorted(region):
         if unit in (None, REGION_UNIT):
             out.append(region[ind])
-        if unit == REGION_UNIT:
-            continue
-        out.extend(
-            row
-            for (i, u), row in sorted(per_unit.items())
-            if i == ind and row.clocks > 0 and (unit is None or u == unit)
-        )
+        if unit != REGION_UNIT:
+            out.extend(units[ind])
     return out
 
 

@@ -61,7 +61,7 @@ from models.notices import due
 from streams.app import Monitor
 from streams.changelog import Outbox, Producer, producer_of
 from web.metrics import MetricsSnapshot, snapshot_of
-from web.reads import LiveSource, NotKept
+from web.reads import LiveSource, NotKept, freeze_loaded
 
 log = logging.getLogger("vardgaranti.worker")
 _EVENT_ID = Fact._fields.index("event_id")  # in a fact of a case's JSON form
@@ -477,6 +477,7 @@ class Worker:
                 self._note_if_final(key, state)
                 newest = max(newest or 0, state.newest_us)
         self._due = self.view.advance(newest)
+        freeze_loaded()
         log.info("partitions assigned: %d cases with open clocks", self.view.open_cases())
 
     def snapshot(self) -> MetricsSnapshot:

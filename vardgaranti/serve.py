@@ -15,7 +15,7 @@ from models.indicators import ORDER
 from models.worklist import AtRisk, worklist_at
 from web.api import create_app
 from web.metrics import MetricsSnapshot, registry_for, snapshot_of
-from web.reads import LiveSource
+from web.reads import LiveSource, freeze_loaded
 
 
 def pipeline_snapshot(pipeline: Pipeline) -> MetricsSnapshot:
@@ -45,6 +45,7 @@ def serve(
         synthetic=synthetic,
     )
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False)
+    freeze_loaded()
     # uvicorn shuts down gracefully on SIGINT/SIGTERM, then re-raises the signal to the
     # handlers that were there before: make those no-ops so a stop is a clean exit 0
     previous = {s: signal.signal(s, lambda *_: None) for s in (signal.SIGINT, signal.SIGTERM)}

@@ -35,6 +35,9 @@ log = logging.getLogger("vardgaranti.api")
 IndicatorParam = Literal[INDICATOR_IDS]  # type: ignore[valid-type]
 WindowParam = Literal[WINDOWS]  # type: ignore[valid-type]
 # FastAPI resolves annotations at runtime: this module keeps them unpostponed
+# the worklist's rows per answer unless `limit` says otherwise: the region-wide list runs to
+# thousands of clocks, and a page of them is what a person reads (the rest: `next_offset`)
+WORKLIST_PAGE = 100
 
 
 class Source(Protocol):
@@ -142,20 +145,25 @@ def create_app(
     async def at_risk(
         indicator: IndicatorParam | None = None,
         unit: Annotated[str | None, Query(max_length=64)] = None,
-        limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+        limit: Annotated[int, Query(ge=1, le=10_000)] = WORKLIST_PAGE,
+        offset: Annotated[int, Query(ge=0, le=100_000)] = 0,
         as_of: date | None = None,
     ) -> Response:
         """Open clocks past their deadline or about to pass it, most urgent first (the
-        worklist), at the watermark or at the end of an earlier `as_of` where the source
-        keeps the clocks' facts (embedded); the worker answers 422 for an earlier date."""
+        worklist), a page at a time, at the watermark or at the end of an earlier `as_of`
+        where the source keeps the clocks' facts (embedded); the worker answers 422 for an
+        earlier date."""
         day = known(as_of, unit)
         day = as_of or day
-        try:
-            items = source.at_risk(indicator, None if unit == REGION_UNIT else unit, limit,
-                                   as_of)
+        try:  # one row more than the page: whether another page follows
+            items = source.at_risk(indicator, None if unit == REGION_UNIT else unit,
+                                   offset + limit + 1, as_of)
         except NotKept as exc:
             raise HTTPException(422, str(exc)) from None
-        return _json({"as_of": day.isoformat(), "cases": [i.as_dict() for i in items]})
+        more = len(items) > offset + limit
+        return _json({"as_of": day.isoformat(),
+                      "cases": [i.as_dict() for i in items[offset:offset + limit]],
+                      "next_offset": offset + limit if more else None})
 
     return app
 

@@ -8,6 +8,7 @@ by the API before it gets here: nothing is known about it yet.
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
@@ -64,3 +65,13 @@ class LiveSource:
 
     def units(self) -> set[str]:
         return self.view.units()
+
+
+def freeze_loaded() -> None:
+    """Keep what a server has loaded out of the cycle collector, once loaded: the live view
+    and the cases are long-lived and hold no cycles, yet every full collection walked them
+    all, ~80 ms at the region's 100 units, inside whichever request it fell on. What is
+    dropped later is still freed (by its reference count). Both runtimes call it: the
+    embedded server before serving, the worker after rebuilding its view."""
+    gc.collect()
+    gc.freeze()

@@ -13,6 +13,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+from benchmarks import soak
 from benchmarks.soak import Sample, Soak, peak_per_hour, scale_for, slope
 from benchmarks.streaming import (
     _category,
@@ -24,6 +25,7 @@ from benchmarks.streaming import (
     total,
 )
 from models.events import Rejection, parse_event
+from vardgaranti.generate import generate
 
 SERIES = {
     'vardgaranti_events_processed_total{type="contact.requested"}': 10.0,
@@ -167,3 +169,28 @@ def test_read_profile_separates_the_idle_loop_from_busy_threads(tmp_path: Path) 
     prof = read_profile(raw)
     assert (prof.samples, prof.idle, prof.busy) == (100, 60, 50)
     assert prof.categories["event parsing (models/events.py)"] == 40
+
+
+def test_soak_years_make_one_history_whose_clocks_close(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two generated years replayed as one history: the first year's cases still moving at
+    its end (cut off by the generator) are left out, since the second year's backlog holds
+    such cases whole; every line of the second year is there, merged by event time."""
+    monkeypatch.setattr(soak, "CACHE", tmp_path)
+    years = []
+    for i in range(2):
+        years.append(tmp_path / f"year-{2024 + i}.jsonl.gz")
+        generate(years[-1], 2024 + i, seed=1 + i, scale=0.001, progress=False)
+    first, second = (list(soak._keyed(p)) for p in years)
+    cut = soak._moving(first)
+    assert len(cut) > 10
+    out = soak.continuous(years, soak.Console(quiet=True))
+    merged = list(soak._keyed(out))
+    assert [x[3] for x in merged if x[1] not in cut] == [x[3] for x in merged]
+    assert sorted(x[3] for x in merged) == sorted(
+        [x[3] for x in first if x[1] not in cut] + [x[3] for x in second])
+    assert soak._moving(merged) == soak._moving(second)  # only the last year's end is open
+    lines = [x[3] for x in merged]  # interleaved by event time, not one year after the other
+    last_kept = next(x[3] for x in reversed(first) if x[1] not in cut)
+    assert lines.index(second[0][3]) < lines.index(last_kept)

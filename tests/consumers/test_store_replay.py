@@ -252,6 +252,39 @@ def test_a_late_event_for_an_evicted_case_reads_it_back(store: Store, tmp_path: 
     assert "done" not in again.engine.cases and "other" in again.engine.cases
 
 
+def test_an_excluded_case_leaves_and_a_resume_reads_it_back(
+    store: Store, tmp_path: Path
+) -> None:
+    """A clock excluded by the patient's choice changes only with a new event of its case
+    (a resume, a cancellation), never with the passing days: the case leaves memory like a
+    final one, a restart does not load it, and a resume months later restarts the clock
+    exactly as if it had stayed."""
+    first = write_log(tmp_path / "a.jsonl", [
+        ev("referral.issued", "pvv", "2024-01-02T10:00:00+01:00", "u1", pathway="specialist"),
+        ev("wait.paused", "pvv", "2024-01-05T10:00:00+01:00", "u1", reason="patient_choice"),
+        ev("referral.issued", "other", "2024-06-01T10:00:00+02:00", "u1", pathway="specialist"),
+    ])
+    resume = write_log(tmp_path / "b.jsonl", [
+        ev("wait.resumed", "pvv", "2024-06-03T10:00:00+02:00", "u1"),
+    ])
+    pipeline = Pipeline.restore(store, Rules(), grace_days=25)
+    replay([first], store, pipeline)
+    assert "pvv" not in pipeline.engine.cases and pipeline.engine.evicted == 1
+    assert "pvv" not in Pipeline.restore(store, Rules(), grace_days=25).engine.cases
+    stats = replay([resume], store, pipeline)
+    assert stats.new_events == 1
+    today = pipeline.today()
+    assert today == date(2024, 6, 3)
+    period = Period.of(date(2024, 1, 1), today, today)
+    want = [r.as_dict() for r in build_report([first, resume], period).rows]
+    assert [r.as_dict() for r in arrange(store.per_unit(period))] == want
+    assert [r.as_dict() for r in arrange(pipeline.view.rows("month"))] == [
+        r.as_dict() for r in build_report([first, resume], Period.of(
+            window_first("month", today), today, today)).rows]
+    waiting = {r["unit_id"]: r["waiting"] for r in want if r["indicator"] == "besok_90"}
+    assert waiting == {"ALL": 2, "u1": 2}  # the restarted clock waits again
+
+
 def test_a_restart_loads_only_the_cases_that_may_change(store: Store, tmp_path: Path) -> None:
     """A restart over a store loads the cases with a clock not ended or an event within the
     grace period, nothing else; its live view comes from the stored counters, and late

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections import Counter
 from datetime import date
 from pathlib import Path
@@ -19,6 +20,7 @@ from models.measures import WINDOWS, Period, arrange, window_first
 from streams import worker as worker_module
 from streams.worker import Worker
 from tests.streams.fakes import TP, Driver, fake_worker
+from tests.support.events import ev
 from vardgaranti.generate import generate
 
 YEAR = 2024
@@ -97,6 +99,20 @@ def test_a_new_assignment_rebuilds_the_same_view(lines: list[bytes]) -> None:
     assert 0 < len(worker.view.worklist()) < len(before[1])
 
 
+
+def test_a_rebuilt_view_is_kept_out_of_the_cycle_collector(lines: list[bytes]) -> None:
+    """After a rebuild the worker freezes what it loaded (web.reads.freeze_loaded): a full
+    collection walks none of it in the middle of a read."""
+    worker = run(lines[:1000]).worker
+    gc.unfreeze()  # what earlier code froze in this process
+    worker._assignment = None  # as after a rebalance
+    try:
+        worker.refresh()
+        assert gc.get_freeze_count() > 0
+        assert not any(o is worker.view._groups for o in gc.get_objects())
+    finally:
+        gc.unfreeze()
+
 START_TYPES = {i.start_type for i in INDICATORS}
 
 
@@ -167,4 +183,39 @@ def test_final_cases_leave_the_table_and_late_events_read_them_back(
         period = Period.of(window_first(window, today), today, today)
         assert rows(driver, period) == [
             r.as_dict() for r in build_report([everything], period).rows]
+    store.engine.dispose()
+
+
+def test_an_excluded_case_leaves_the_table_and_a_resume_reads_it_back(tmp_path: Path) -> None:
+    """A clock the patient chose to leave (PVV) is at rest: the case leaves like a final one
+    once the store holds it, and a resume months later restarts the clock exactly."""
+    store = Store(f"sqlite:///{tmp_path / 'archive.db'}")
+    worker = fake_worker(archive=store)
+    driver = Driver(worker)
+    events = [
+        [ev("referral.issued", "pvv", "2024-01-02T10:00:00+01:00", pathway="specialist"),
+         ev("wait.paused", "pvv", "2024-01-05T10:00:00+01:00", reason="patient_choice")],
+        [ev("referral.issued", "other", "2024-06-01T10:00:00+02:00", pathway="specialist")],
+        [ev("wait.resumed", "pvv", "2024-06-03T10:00:00+02:00")],
+    ]
+    table: Any = worker.m.cases
+
+    async def feed(batch: list[dict[str, Any]]) -> None:
+        await driver.events([orjson.dumps(e) for e in batch])
+        sink(worker, store)
+
+    asyncio.run(feed(events[0]))
+    asyncio.run(feed(events[1]))
+    assert b"pvv" not in table.data and worker.evicted == 1
+    asyncio.run(feed(events[2]))
+    assert b"pvv" in table.data
+    everything = tmp_path / "all.jsonl"
+    everything.write_bytes(b"".join(orjson.dumps(e) + b"\n" for b in events for e in b))
+    today = worker.today()
+    assert today == date(2024, 6, 3)
+    period = Period.of(window_first("month", today), today, today)
+    want = [r.as_dict() for r in build_report([everything], period).rows]
+    assert rows(driver, period) == want
+    assert {r["unit_id"]: r["waiting"] for r in want if r["indicator"] == "besok_90"} == {
+        "ALL": 2, "u1": 2}
     store.engine.dispose()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import hmac
 import logging
 from collections.abc import Iterator
@@ -26,8 +27,9 @@ from models.live import LiveView
 from models.measures import WINDOWS, Period, window_first
 from tests.consumers.test_store_replay import synthetic, write_log
 from vardgaranti.serve import pipeline_snapshot, pipeline_source
-from web.api import create_app
+from web.api import WORKLIST_PAGE, create_app
 from web.metrics import MetricsSnapshot, exposition, registry_for
+from web.reads import freeze_loaded
 
 TOKEN = "s3cret-token"
 
@@ -79,13 +81,14 @@ def test_refusal_is_logged_without_the_token(
         ({"window": "2d"}, "window"),
         ({"from": "2024-13-01", "to": "2024-12-31"}, "from"),
         ({"limit": "0"}, "limit"),
+        ({"offset": "-1"}, "offset"),
     ],
 )
 def test_bad_parameters_422_naming_the_field(
     world: tuple[TestClient, Path], params: dict[str, str], field: str
 ) -> None:
     client, _ = world
-    path = "/api/v1/at-risk" if "limit" in params else "/api/v1/aggregates"
+    path = "/api/v1/at-risk" if {"limit", "offset"} & set(params) else "/api/v1/aggregates"
     response = client.get(path, params=params, headers=AUTH)
     assert response.status_code == 422
     assert field in response.text
@@ -273,6 +276,30 @@ def test_worklist_is_most_urgent_first_with_days_over(world: tuple[TestClient, P
 
 
 
+@pytest.mark.parametrize("as_of", [None, "2024-12-01"])
+def test_the_worklist_comes_a_page_at_a_time(
+    world: tuple[TestClient, Path], as_of: str | None
+) -> None:
+    """A page of WORKLIST_PAGE rows unless `limit` says otherwise, and `next_offset` for the
+    next: the pages put together are the whole list, in order."""
+    client, _ = world
+    dated = {"as_of": as_of} if as_of else {}
+    whole = client.get("/api/v1/at-risk", params={**dated, "limit": 10_000}, headers=AUTH).json()
+    assert len(whole["cases"]) > WORKLIST_PAGE and whole["next_offset"] is None
+    first = client.get("/api/v1/at-risk", params=dated, headers=AUTH).json()
+    assert first["cases"] == whole["cases"][:WORKLIST_PAGE]
+    assert first["next_offset"] == WORKLIST_PAGE
+    pages: list[dict[str, object]] = []
+    offset: int | None = 0
+    while offset is not None:
+        body = client.get("/api/v1/at-risk", params={**dated, "limit": 37, "offset": offset},
+                          headers=AUTH).json()
+        assert len(body["cases"]) <= 37
+        pages += body["cases"]
+        offset = body["next_offset"]
+    assert pages == whole["cases"]
+
+
 @pytest.mark.parametrize("day", [date(2024, 3, 15), date(2024, 12, 1)])
 def test_a_past_worklist_is_the_live_one_of_that_date(
     world: tuple[TestClient, Path], tmp_path: Path, day: date,
@@ -318,3 +345,17 @@ def test_fast_exposition_is_what_the_library_writes(tmp_path: Path) -> None:
     empty = registry_for(lambda: MetricsSnapshot(live={}, watermark_us=None))
     assert exposition(empty) == generate_latest(empty)
     store.engine.dispose()
+
+
+def test_what_a_server_loaded_is_kept_out_of_the_cycle_collector() -> None:
+    """After `freeze_loaded` a full collection no longer walks the live view's objects (it
+    walked them all inside whichever request it fell on); they are still there to read."""
+    view = LiveView()
+    view.advance(end_of_day_micros(date(2024, 12, 31).toordinal()))
+    groups = view._groups
+    try:
+        freeze_loaded()
+        assert not any(o is groups for o in gc.get_objects())
+        assert view.today_date() == date(2024, 12, 31)
+    finally:
+        gc.unfreeze()

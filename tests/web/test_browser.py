@@ -211,7 +211,7 @@ def test_sign_in_overview_unit_worklist_export(
     Select(driver.find_element(By.ID, "indicator-filter")).select_by_value("besok_90")
     driver.find_element(By.ID, "apply-filter").click()
     wait.until(lambda d: "indikator=besok_90" in d.current_url)
-    api = _api(demo, "/api/v1/at-risk?indicator=besok_90")
+    api = _api(demo, "/api/v1/at-risk?indicator=besok_90&limit=500")
     shown_cases = [e.get_attribute("data-case") for e in
                    driver.find_elements(By.CSS_SELECTOR, "#worklist tr[data-case]")]
     assert shown_cases == [c["case_id"] for c in api["cases"]][:500]
