@@ -120,16 +120,20 @@ def _fmt(value: float, unit: str) -> str:
 def _tables(results: dict[str, StepResult], derived: list[Figure]) -> list[Table]:
     base = results.get("json")
     rates = Table(title="throughput over the generated year", title_justify="left")
-    for col in ("step", "events", "seconds", "events/s", "× json.loads", "peak RSS MB"):
+    for col in ("step", "events", "seconds", "events/s", "× json.loads", "CPU s",
+                "CPU × json.loads", "peak RSS MB"):
         rates.add_column(col, justify="left" if col == "step" else "right")
     for name in ("json", "report", "replay", "replay_pg"):
         r = results.get(name)
         if r is None or r.failed:
             continue
         ratio = f"{r.data['seconds'] / base.data['seconds']:.2f}" if base else "–"
+        cpu = r.data.get("cpu_s")
+        cpu_ratio = (f"{cpu / base.data['cpu_s']:.2f}" if cpu and base
+                     and base.data.get("cpu_s") else "–")
         rates.add_row(name, f"{r.data['events']:,}", f"{r.data['seconds']:.1f}",
                       f"{r.data['events'] / r.data['seconds']:,.0f}", ratio,
-                      f"{r.peak_rss_mb:,.0f}")
+                      f"{cpu:.1f}" if cpu else "–", cpu_ratio, f"{r.peak_rss_mb:,.0f}")
     figures = Table(title="figures and aims", title_justify="left")
     for col in ("step", "figure", "value", "unit", "aim", "met"):
         figures.add_column(col, justify="right" if col == "value" else "left")

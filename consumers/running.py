@@ -7,6 +7,9 @@ again in Python. Only rows whose count or running sum changed are written back, 
 batch's one upsert; rows back at zero are deleted. Replayed logs in time order move the
 last few days of each series, so the suffix stays short; a late event reaches further back.
 Derived from the counts alone, so writing the same batch twice changes nothing.
+
+A bulk load (one writer for its whole length) keeps each series' suffix it last wrote
+(`Tails`), so the next batch reads back only the series it moves earlier than that.
 """
 
 from __future__ import annotations
@@ -55,14 +58,44 @@ def _stored(conn: Connection, table: Table, starts: dict[Series, date]
     return bases, counts
 
 
+class Tails:
+    """Per series, what a bulk load last wrote from a day on: the running sum before that
+    day and the stored counts from it on. The load is the store's one writer, so a later
+    batch moving the series on or after that day needs no read. What a batch computes is
+    taken up only once its transaction has committed (`commit`); a failed one `clear`s."""
+
+    def __init__(self) -> None:
+        self.known: dict[Series, tuple[date, int, dict[date, int]]] = {}
+        self.pending: dict[Series, tuple[date, int, dict[date, int]]] = {}
+
+    def suffix(self, series: Series, start: date) -> tuple[int, dict[date, int]] | None:
+        """The running sum before `start` and the stored counts from it on, if known."""
+        got = self.known.get(series)
+        if got is None or start < got[0]:
+            return None
+        _, base, counts = got
+        base += sum(n for d, n in counts.items() if d < start)
+        return base, {d: n for d, n in counts.items() if d >= start}
+
+    def commit(self) -> None:
+        self.known.update(self.pending)
+        self.pending.clear()
+
+    def clear(self) -> None:
+        self.known.clear()
+        self.pending.clear()
+
+
 def _as_date(day: date | str) -> date:
     return day if isinstance(day, date) else date.fromisoformat(day)
 
 
 def with_running(conn: Connection, table: Table, live: list[dict[str, Any]],
-                 gone: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+                 gone: Iterable[dict[str, Any]], tails: Tails | None = None
+                 ) -> list[dict[str, Any]]:
     """The rows to upsert: `live` rows of spans as they are (running NULL), and every row of
-    a moved series whose count or running sum changed, with its new running sum."""
+    a moved series whose count or running sum changed, with its new running sum. With
+    `tails` (a bulk load's), the suffixes it knows are not read back."""
     out = [r for r in live if r["measure"] not in SUMMED_MEASURES]
     moves: dict[Series, dict[date, int]] = {}
     templates: dict[Series, dict[str, Any]] = {}
@@ -72,11 +105,25 @@ def with_running(conn: Connection, table: Table, live: list[dict[str, Any]],
             templates.setdefault(_key(r), r)
     if not moves:
         return out
-    bases, stored = _stored(conn, table, {s: min(m) for s, m in moves.items()})
+    starts = {s: min(m) for s, m in moves.items()}
+    bases: dict[Series, int] = {}
+    stored: dict[Series, dict[date, int]] = {}
+    for series, start in starts.items():
+        known = tails.suffix(series, start) if tails is not None else None
+        if known is not None:
+            bases[series], stored[series] = known
+    unknown = {s: d for s, d in starts.items() if s not in stored}
+    if unknown:
+        read_bases, read_counts = _stored(conn, table, unknown)
+        bases.update(read_bases)
+        stored.update(read_counts)
     for series, moved in moves.items():
         old = stored[series]
         new = {**old, **moved}
         running = old_running = bases.get(series, 0)
+        if tails is not None:  # what the store holds from the start on, once written
+            tails.pending[series] = (starts[series], old_running,
+                                     {d: n for d, n in new.items() if n})
         for day in sorted(new.keys() | old.keys()):
             n, was = new.get(day, 0), old.get(day, 0)
             running += n

@@ -38,7 +38,7 @@ from sqlmodel import SQLModel, create_engine
 
 from consumers import sqlviews
 from consumers.deadletter import DeadLetter
-from consumers.running import with_running
+from consumers.running import Tails, with_running
 from models.calendar import end_of_day_micros, from_micros
 from models.clocks import AT_REST, ClockView, Fact
 from models.indicators import INDICATORS, ORDER
@@ -125,6 +125,7 @@ class Store:
         """`sqlite_cache_mb`: the page cache of each SQLite connection (it fills as the file
         grows, so it is what a long-running process holds; ignored for PostgreSQL)."""
         self.url = url
+        self._tails: Tails | None = None  # during a bulk load (`loading`)
         try:
             self.engine: Engine = create_engine(url, pool_pre_ping=True, **_connect_args(url))
         except (SQLAlchemyError, ImportError, ValueError) as exc:
@@ -213,14 +214,19 @@ class Store:
         out during the load and built once after it, instead of being kept up to date row
         by row; the load's own writes and reads go by primary keys only. A load that stops
         halfway leaves them out until the next load ends or the store is next opened
-        (`Store(url)`), which build what is missing."""
+        (`Store(url)`), which build what is missing. The load is the store's one writer:
+        the running sums it wrote are kept rather than read back (`running.Tails`)."""
         try:
             if self.newest_event_us() is None:
                 for index in SECONDARY_INDEXES:
                     index.drop(self.engine, checkfirst=True)
         except SQLAlchemyError as exc:
             raise StoreError(f"preparing the store failed: {_first_line(exc)}") from None
-        yield
+        self._tails = Tails()
+        try:
+            yield
+        finally:
+            self._tails = None
         try:
             for index in SECONDARY_INDEXES:
                 index.create(self.engine, checkfirst=True)
@@ -266,14 +272,20 @@ class Store:
                     self._write_counts(conn, live, gone)
                 if dead_rows:
                     conn.execute(self._insert(DEAD).on_conflict_do_nothing(), dead_rows)
-        except SQLAlchemyError as exc:
-            raise StoreError(f"writing to the store failed: {_first_line(exc)}") from None
+        except BaseException as exc:
+            if self._tails is not None:  # what the batch computed was not stored
+                self._tails.clear()
+            if isinstance(exc, SQLAlchemyError):
+                raise StoreError(f"writing to the store failed: {_first_line(exc)}") from None
+            raise
+        if self._tails is not None:
+            self._tails.commit()
 
     def _write_counts(self, conn: Connection, live: list[dict[str, Any]],
                       gone: list[dict[str, Any]]) -> None:
         """Upsert the moved counters with the running sums of their series
         (consumers/running.py); counters back at zero go, as if they had never moved."""
-        rows = with_running(conn, COUNTS, live, gone)
+        rows = with_running(conn, COUNTS, live, gone, self._tails)
         if rows:
             stmt = self._insert(COUNTS)
             self._many(conn, stmt.on_conflict_do_update(

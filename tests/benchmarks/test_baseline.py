@@ -29,7 +29,7 @@ def engine_cells(small_year: str) -> tuple[baseline.Cells, dict[str, int]]:
 def test_duckdb_and_the_engine_agree_on_every_cell(
     small_year: str, engine_cells: tuple[baseline.Cells, dict[str, int]]
 ) -> None:
-    theirs, _ = baseline.duckdb_cells(small_year, AS_OF)
+    theirs, _, _ = baseline.duckdb_cells(small_year, AS_OF)
     ours, stats = engine_cells
     summary, disagree = baseline.compare(ours, theirs)
     assert disagree == []
@@ -67,7 +67,7 @@ def test_pauses_and_transfers_are_left_out_on_both_sides(tmp_path: Path) -> None
     ]
     log = tmp_path / "log.jsonl"
     log.write_text("\n".join(lines) + "\n")
-    theirs, _ = baseline.duckdb_cells(str(log), AS_OF)
+    theirs, _, _ = baseline.duckdb_cells(str(log), AS_OF)
     ours, stats = baseline.engine_cells(str(log), AS_OF)
     assert ours == theirs == {
         ("completed month", 2, "u1"): 1, ("completed_within month", 2, "u1"): 1,

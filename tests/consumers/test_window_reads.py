@@ -118,6 +118,50 @@ def test_running_sums_follow_late_moves_and_zeros(store: Store) -> None:
         (0, 1, 1), (2, 4, 5), (9, 1, 6)]
 
 
+def _stored_counts(store: Store) -> list[tuple[Any, ...]]:
+    with store.engine.connect() as conn:
+        return sorted(tuple(r) for r in conn.execute(select(COUNTS)))
+
+
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(moves=batches)
+def test_a_bulk_load_keeps_the_running_sums_it_would_read_back(
+        store: Store, moves: list[dict[Key, int]]) -> None:
+    """In a bulk load the sums of the suffixes it wrote come from memory (running.Tails),
+    not from reading the store: the same rows, whatever the order of the moves."""
+    _clear(store)
+    _apply(store, moves)
+    read_back = _stored_counts(store)
+    _clear(store)
+    with store.loading():
+        _apply(store, moves)
+    assert _stored_counts(store) == read_back
+
+
+def test_a_failed_batch_of_a_bulk_load_leaves_no_running_sum_behind(
+        store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What a batch computed for a write that failed is not used by later batches."""
+    a, b = (m.COMPLETED, 0, "u1"), (m.COMPLETED, 0, "u2")
+    with store.loading():
+        store.write_batch([], [], {(*a, DAY0 + 1, 0): 1}, [])
+        with monkeypatch.context() as patched:
+            def broken(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+                raise RuntimeError("the connection went away")
+            patched.setattr("consumers.store._group_rows", broken)
+            with pytest.raises(RuntimeError):
+                store.write_batch([], [], {(*b, DAY0 + 3, 0): 5}, [])
+        store.write_batch([], [], {(*a, DAY0 + 4, 0): 2}, [])
+        store.write_batch([], [], {(*b, DAY0 + 4, 0): 2}, [])
+    with store.engine.connect() as conn:
+        rows = conn.execute(select(COUNTS.c.unit_id, COUNTS.c.day, COUNTS.c.count,
+                                   COUNTS.c.running)
+                            .where(COUNTS.c.measure == "completed")
+                            .order_by(COUNTS.c.unit_id, COUNTS.c.day)).all()
+    assert [(u, d.toordinal() - DAY0, n, r) for u, d, n, r in rows] == [
+        ("u1", 1, 1, 1), ("u1", 4, 2, 3), ("u2", 4, 2, 2)]
+
+
 def test_view_ends_at_the_newest_event_not_at_a_future_deadline(store: Store) -> None:
     """An open clock's over-limit and breach counters are dated after its deadline: the
     view shows no figures for those days (as if time had passed with no events)."""
