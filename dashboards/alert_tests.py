@@ -19,7 +19,7 @@ from dashboards.alerts import (
     BURST_BASELINE_DAYS,
     BURST_DAYS,
     CHANGE_MARGIN,
-    CHANGE_MIN_CASES,
+    CHANGE_MIN_LATE,
     CHANGE_WINDOW,
     CHANGE_Z,
     COMPLIANCE_WINDOW,
@@ -129,15 +129,21 @@ def _check(name: str, at: str, alerts: list[dict[str, Any]]) -> dict[str, Any]:
 # --------------------------------------------------------------------------- change pages
 
 
+def count_above(count: float, expected: float, z: float) -> bool:
+    """dashboards.alerts.count_bar, re-done in Python: `count` more than `z` standard
+    deviations above `expected` on Anscombe's square-root scale."""
+    return count > (math.sqrt(expected + ANSCOMBE) + z / 2) ** 2 - ANSCOMBE
+
+
 def worse(now_over: int, now_done: int, base_over: int, base_done: int,
           common: float = 0.0) -> bool:
     """VardgarantiUnitWorse/RegionWorse, re-done in Python (`common`: the region's
     worsening, for a unit)."""
-    if now_done < CHANGE_MIN_CASES or not base_done:
+    if not now_done or not base_done:
         return False
-    now, base = now_over / now_done, base_over / base_done
-    noise = CHANGE_Z * math.sqrt(base * (1 - base) / now_done)
-    return now > base + common + CHANGE_MARGIN and now > base + common + noise
+    level = base_over / base_done + common
+    return (now_over / now_done > level + CHANGE_MARGIN and now_over >= CHANGE_MIN_LATE
+            and count_above(now_over, level * now_done, CHANGE_Z))
 
 
 Levels = dict[str, tuple[tuple[int, int], tuple[int, int], tuple[int, int]]]
@@ -160,9 +166,14 @@ def _worse_scenario(ind: Indicator, links: Links, name: str, units: Levels,
                              unit=unit, window=BASELINE_WINDOW)
     region = [sum(v[k][0] for v in units.values()) for k in range(3)]
     region_n = [sum(v[k][1] for v in units.values()) for k in range(3)]
-    common = max(region[1] / region_n[1] - region[2] / region_n[2], 0.0)
+
+    def common(u: str) -> float:  # the worsening of the rest of the region
+        (_, (bo, bn), (o90, n90)) = units[u]
+        return max((region[1] - bo) / (region_n[1] - bn)
+                   - (region[2] - o90) / (region_n[2] - n90), 0.0)
+
     fires = {u for u, (_, (bo, bn), (o90, n90)) in units.items()
-             if worse(bo, bn, o90, n90, common)}
+             if worse(bo, bn, o90, n90, common(u))}
     assert fires == unit_fires, fires
     assert worse(region[1], region_n[1], region[2], region_n[2]) == region_fires
     unit_rule = _rule("VardgarantiUnitWorse", ind, links)
@@ -211,8 +222,7 @@ def burst(recent: int, usual_window: int, region_recent: int, region_window: int
     rest_recent, rest_usual = region_recent - recent, region_window * share - usual
     grew = rest_recent > rest_usual + REGION_GROWTH_Z * math.sqrt(rest_usual + 1)
     expected = usual * (max(rest_recent / max(rest_usual, 1), 1) if grew else 1)
-    bar = (math.sqrt(expected + ANSCOMBE) + z / 2) ** 2 - ANSCOMBE
-    return recent >= MIN_BURST and recent > bar
+    return recent >= MIN_BURST and count_above(recent, expected, z)
 
 
 def _burst_scenario(ind: Indicator, links: Links, name: str,

@@ -74,7 +74,7 @@ def test_every_indicator_has_its_alerts(ind: Any) -> None:
                  "VardgarantiWaitingOverLimitRising"):
         assert f">= {alerts.MIN_CASES}" in by_name[name]["expr"], name
     for name in ("VardgarantiUnitWorse", "VardgarantiRegionWorse"):
-        assert f">= {alerts.CHANGE_MIN_CASES}" in by_name[name]["expr"], name
+        assert f">= {alerts.CHANGE_MIN_LATE}" in by_name[name]["expr"], name
     assert f">= {alerts.MIN_BURST}" in by_name["VardgarantiBreachBurst"]["expr"]
     for a in mine:
         assert f'indicator="{ind.id}"' in a["expr"]
