@@ -42,38 +42,33 @@ COMPLIANCE_WINDOW: Final = "30d"
 # "Far below": this many ratio points under the lower of the target and last year's result
 # (the dashboards' red threshold).
 FAR_BELOW_MARGIN: Final = 0.10
+# One bar for every count test of the change pages, in every team: a count must lie this
+# many standard deviations above its expected count on Anscombe's square-root scale, where
+# a Poisson count is nearly normal even for small means (count_bar). Expected counts come
+# from each unit's own history, so the bar is per unit in counts: where 0 is expected, 5;
+# 1: 7; 14: 28. It holds every team under 0.5 notifications a week outside incidents on
+# three generated years (the quality run, docs/alerts.md); recheck on the region's own
+# history.
+COUNT_Z: Final = 3.0
 # Page on change: the clocks completed after the deadline in the last CHANGE_WINDOW, a
 # count, against the count the BASELINE_WINDOW before it makes expected (the unit's own
-# earlier share times what it completed now). The count must be CHANGE_Z standard
-# deviations above that on Anscombe's square-root scale (the burst test below, one bar for
-# both), at least CHANGE_MIN_LATE, and the share up by CHANGE_MARGIN points (a large unit
-# is not paged for a small, significant drift). A bar per unit from its own volume: a unit
-# with 50 cases a month pages on a handful of late completions, one with 350 needs tens.
+# earlier share times what it completed now). The count must pass COUNT_Z, be at least
+# CHANGE_MIN_LATE, and the share be up by CHANGE_MARGIN points (a large unit is not paged
+# for a small drift that is significant only through its volume). A unit with 50 cases a
+# month pages on a handful of late completions, one with 350 needs tens.
 CHANGE_WINDOW: Final = "7d"
 BASELINE_WINDOW: Final = "90d"
-CHANGE_MARGIN: Final = 0.15
-CHANGE_Z: Final = 3.5
+CHANGE_MARGIN: Final = 0.10
 CHANGE_MIN_LATE: Final = 5
 # A burst of new breaches: those of the last BURST_DAYS against the BURST_BASELINE_DAYS
 # before them. A count test, not a rate (a unit with 20 cases a month expects well under one
-# breach in two days): the count must lie BURST_Z standard deviations above the expected on
-# Anscombe's square-root scale, where a Poisson count is nearly normal even for small
-# means, and be at least MIN_BURST. The expected count grows with the rest of the region
-# only when that growth is beyond chance (REGION_GROWTH_Z), so the unit's own burst and
-# the noise of the other units do not raise the bar. The baseline is 8 weeks: 4 weeks made
-# the expected count noisy enough at small units to page on chance (the quality run,
-# docs/alerts.md).
+# breach in two days): the count must pass COUNT_Z and be at least MIN_BURST. The expected
+# count grows with the rest of the region only when that growth is beyond chance
+# (REGION_GROWTH_Z), so the unit's own burst and the noise of the other units do not raise
+# the bar. The baseline is 8 weeks: 4 weeks made the expected count noisy enough at small
+# units to page on chance (the quality run, docs/alerts.md).
 BURST_DAYS: Final = 2
 BURST_BASELINE_DAYS: Final = 56
-# The bar per team (care level): every team gets fewer than one page a week outside
-# incidents. Primary care has many high-volume units and two indicators, so chance bursts
-# are many: 3.5 (expected 0 in two days: 6 breaches; 1.5: 10; 14: 31). Specialised care
-# has fewer units with 90-day clocks, whose first days of a collapse give a handful of
-# breaches: 2.6 (expected 1: 6 breaches) keeps it at about 0.4 pages a week in the quality
-# run. Set on that one generated year: recheck on the region's own history.
-BURST_Z: Final[Mapping[str, float]] = {
-    "primärvård": 3.5, "specialiserad vård": 2.6, "BUP": 3.5,
-}
 MIN_BURST: Final = 3
 REGION_GROWTH_Z: Final = 3.0
 ANSCOMBE: Final = 0.375
@@ -482,7 +477,7 @@ def worse_expr(ind: Indicator, level: str) -> str:
     return (
         f"{now}\n> {level_before} + {_num(CHANGE_MARGIN)}\n"
         f"and\n{late} >= {CHANGE_MIN_LATE}\n"
-        f"and\n{late}\n> {count_bar(expected, CHANGE_Z)}"
+        f"and\n{late}\n> {count_bar(expected, COUNT_Z)}"
     )
 
 
@@ -493,11 +488,6 @@ def _breaches(level: str, ind: Indicator) -> tuple[str, str]:
     usual = (f"({b} offset {BURST_DAYS}d - {b} offset {BURST_DAYS + BURST_BASELINE_DAYS}d)"
              f" * {_num(BURST_DAYS / BURST_BASELINE_DAYS)}")
     return recent, usual
-
-
-def burst_z(ind: Indicator) -> float:
-    """The burst bar of the indicator's team (BURST_Z)."""
-    return BURST_Z[ind.care_level]
 
 
 def burst_expr(ind: Indicator) -> str:
@@ -513,7 +503,7 @@ def burst_expr(ind: Indicator) -> str:
               f" or {recent} * 0 + 1)")
     expected = f"({usual} * {growth})"
     return (f"{recent} >= {MIN_BURST}\nand\n"
-            f"{recent} > {count_bar(expected, burst_z(ind))}")
+            f"{recent} > {count_bar(expected, COUNT_Z)}")
 
 
 def waiting_rising_expr(ind: Indicator) -> str:
