@@ -5,8 +5,11 @@ store, exports it (`vardgaranti export openmetrics`), backfills Prometheus with 
 tools (`promtool tsdb create-blocks-from openmetrics`, then `... from rules` for the
 recording rules), and evaluates every guarantee alert of the repository's rules over the
 year with the real Prometheus (range queries, hourly). `for` and `keep_firing_for` are
-applied to the hourly results as Prometheus would; Alertmanager's grouping and repeats
-are counted from the route of each severity. Writes benchmarks/results/alerts.json.
+applied to the hourly results as Prometheus would; notifications are counted as
+Alertmanager sends them under the repository's deploy/alertmanager config (routes,
+grouping, repeats, resolved, inhibitions). Runs the generator's seeds SEEDS (or
+BENCH_ALERTS_SEEDS) and holds the worst against the aims. Writes
+benchmarks/results/alerts.json.
 """
 
 from __future__ import annotations
