@@ -5,13 +5,18 @@ store, exports it (`vardgaranti export openmetrics`), backfills Prometheus with 
 tools (`promtool tsdb create-blocks-from openmetrics`, then `... from rules` for the
 recording rules), and evaluates every guarantee alert of the repository's rules over the
 year with the real Prometheus (range queries, hourly). `for` and `keep_firing_for` are
-applied to the hourly results as Prometheus would; Alertmanager's grouping and repeats
-are counted from the route of each severity. Writes benchmarks/results/alerts.json.
+applied to the hourly results as Prometheus would; notifications are counted as
+Alertmanager sends them under the repository's deploy/alertmanager config (routes,
+grouping, repeats, resolved, inhibitions). Runs the generator's seeds SEEDS (or
+BENCH_ALERTS_SEEDS) and holds the worst against the aims. Writes
+benchmarks/results/alerts.json.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import os
 import re
 import shutil
 import subprocess
@@ -23,12 +28,15 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from benchmarks.suite import Context, Figure, StepResult
 from consumers.export import daily_series, openmetrics_lines, read_counters, stamp
 from dashboards.alerts import (
     BASELINE_WINDOW,
     CHANGE_WINDOW,
     COMPLIANCE_WINDOW,
+    REPO_ROOT,
     Alert,
     Record,
     alert_rules,
@@ -49,10 +57,14 @@ LOOKBACK = "25h"
 RETENTION = "20y"
 # An incident's effects outlast it: late completions and waits show after its last day.
 GRACE_DAYS = 30
-# Alertmanager's grouping and repeat interval per severity (deploy/alertmanager/).
-GROUP_BY = {"page": ("team", "indicator", "unit"), "report": ("team",),
-            "worklist": ("unit",), "ticket": ("alertname", "team")}
-REPEAT_HOURS = {"page": 24, "report": 168, "worklist": 24, "ticket": 24}
+# The repository's Alertmanager: its routes and inhibitions set what is sent.
+ALERTMANAGER = REPO_ROOT / "deploy" / "alertmanager" / "alertmanager.yml"
+# Alertmanager's own defaults for what a route or webhook leaves out.
+AM_DEFAULTS = {"group_by": [], "group_wait": "30s", "group_interval": "5m",
+               "repeat_interval": "4h"}
+# The generator's seeds the run measures (BENCH_ALERTS_SEEDS="1,2,3"): the bars must hold
+# on years they were not set on, and the worst seed is what counts.
+SEEDS = (1, 2, 3)
 # The breach counter's samples in the export (restamped at the start of their day).
 BREACHES_SAMPLE = "vardgaranti_breaches_total{"
 # Days of hourly evaluations in one range query.
@@ -312,25 +324,158 @@ def matches(ep: Episode, inc: Incident) -> bool:
     return first_deadline(inc) <= ep.start <= float(last)
 
 
-def notifications(eps: list[Episode]) -> int:
-    """What Alertmanager sends: per group (its route's group_by), one per episode of the
-    group (alerts firing together or in a row), then one per repeat interval."""
-    groups: dict[tuple[str, ...], list[tuple[float, float]]] = {}
+@dataclass(frozen=True)
+class Route:
+    """An Alertmanager route of one severity, and whether its receiver sends resolved."""
+
+    group_by: tuple[str, ...]
+    group_wait: float
+    group_interval: float
+    repeat_interval: float
+    send_resolved: bool
+
+
+@dataclass(frozen=True)
+class Inhibit:
+    source: dict[str, str]
+    target: dict[str, str]
+    equal: tuple[str, ...]
+
+
+def _matchers(items: Iterable[str]) -> dict[str, str]:
+    """Equality matchers (`name="value"`), the only kind the repository's config uses."""
+    out = {}
+    for item in items:
+        m = re.fullmatch(r'\s*(\w+)\s*=\s*"([^"]*)"\s*', item)
+        if m is None:
+            raise ValueError(f"not an equality matcher: {item}")
+        out[m.group(1)] = m.group(2)
+    return out
+
+
+@dataclass(frozen=True)
+class Routes:
+    """The repository's Alertmanager routing tree (one level, as it is written)."""
+
+    routes: tuple[tuple[dict[str, str], Route], ...]
+    default: Route
+
+    def route(self, labels: dict[str, str]) -> Route:
+        """The first route whose matchers the alert's labels meet (Alertmanager's order)."""
+        return next((r for m, r in self.routes if _has(labels, m)), self.default)
+
+
+def alertmanager(path: Path = ALERTMANAGER) -> tuple[Routes, list[Inhibit]]:
+    """The routes and the inhibitions, read from the repository's config (a value a route
+    leaves out comes from the top route, then Alertmanager's default)."""
+    cfg = yaml.safe_load(path.read_text(encoding="utf-8"))
+    top = cfg["route"]
+    resolved = {r["name"]: all(w.get("send_resolved", True)
+                               for w in r.get("webhook_configs", ()))
+                for r in cfg["receivers"]}
+
+    def route(r: dict[str, Any]) -> Route:
+        def get(key: str) -> Any:
+            return r.get(key, top.get(key, AM_DEFAULTS[key]))
+        return Route(tuple(get("group_by")), _duration_s(get("group_wait")),
+                     _duration_s(get("group_interval")), _duration_s(get("repeat_interval")),
+                     resolved[r.get("receiver", top["receiver"])])
+
+    routes = Routes(tuple((_matchers(r["matchers"]), route(r)) for r in top.get("routes", ())),
+                    route(top))
+    inhibits = [Inhibit(_matchers(i["source_matchers"]), _matchers(i["target_matchers"]),
+                        tuple(i.get("equal", ()))) for i in cfg.get("inhibit_rules", ())]
+    return routes, inhibits
+
+
+def _has(labels: dict[str, str], wanted: dict[str, str]) -> bool:
+    return all(labels.get(k) == v for k, v in wanted.items())
+
+
+def unmuted(eps: Sequence[Episode], inhibits: Sequence[Inhibit],
+            sources: Sequence[Episode] = ()) -> list[Episode]:
+    """The episodes (parts of them) Alertmanager lets through: an alert is muted while an
+    alert matching an inhibition's source, with the same `equal` labels, fires (`sources`:
+    where to look for those; the episodes themselves by default)."""
+    out: list[Episode] = []
     for e in eps:
-        sev = e.labels["severity"]
-        key = (sev, *(e.labels.get(k, "") for k in GROUP_BY[sev]))
-        groups.setdefault(key, []).append((e.start, e.end))
-    sent = 0
-    for key, spans in groups.items():
-        spans.sort()
-        merged = [list(spans[0])]
-        for a, b in spans[1:]:
-            if a <= merged[-1][1] + HOUR:
-                merged[-1][1] = max(merged[-1][1], b)
+        muted: set[int] = set()
+        for rule in inhibits:
+            if not _has(e.labels, rule.target):
+                continue
+            for s in sources or eps:
+                if s is not e and _has(s.labels, rule.source) and all(
+                        s.labels.get(k, "") == e.labels.get(k, "") for k in rule.equal):
+                    muted.update(range(round(s.start / HOUR), round(s.end / HOUR) + 1))
+        first = None
+        for h in range(round(e.start / HOUR), round(e.end / HOUR) + 2):
+            live = h <= round(e.end / HOUR) and h not in muted
+            if live and first is None:
+                first = h
+            elif not live and first is not None:
+                out.append(Episode(e.alert, e.labels, first * HOUR, (h - 1) * HOUR))
+                first = None
+    return out
+
+
+def group_sends(spans: Sequence[tuple[str, float, float]], route: Route) -> list[float]:
+    """When Alertmanager delivers a notification for one group of alerts, each alert firing
+    over [start, resolved). As its dispatcher does: a group forms at its first alert and
+    flushes group_wait later, then every group_interval; a flush notifies when an alert is
+    firing that the last notification did not carry, or (send_resolved) one resolved since,
+    or repeat_interval has passed since it; a group whose alerts all resolved notifies
+    once more (delivered only with send_resolved) and ends."""
+    sends: list[float] = []
+    notified: frozenset[str] | None = None  # firing alerts of the last notification
+    told_resolved: frozenset[str] = frozenset()
+    last = -math.inf
+    cursor = -math.inf
+    while True:
+        t0 = min((a for _, a, _ in spans if a > cursor), default=None)
+        if t0 is None:
+            return sends
+        tick, prev = t0 + route.group_wait, t0
+        while True:
+            firing = frozenset(i for i, a, b in spans if a <= tick < b)
+            resolved = frozenset(i for i, a, b in spans if prev < b <= tick)
+            if notified is None:
+                update = bool(firing)
+            elif not firing <= notified:
+                update = True
+            elif not firing:
+                update = bool(notified)
+            elif route.send_resolved and not resolved <= told_resolved:
+                update = True
             else:
-                merged.append([a, b])
-        sent += sum(1 + int((b - a) // HOUR + 1) // REPEAT_HOURS[key[0]] for a, b in merged)
-    return sent
+                update = tick - last >= route.repeat_interval
+            if update:
+                if firing or (route.send_resolved and resolved):
+                    sends.append(tick)
+                notified, told_resolved, last = firing, resolved, tick
+            if not firing:
+                cursor = tick
+                break
+            # the next flush where something can change: an alert starts or resolves, or
+            # the repeat interval runs out
+            nxt = min([a for _, a, _ in spans if a > tick] + [b for _, _, b in spans if b > tick]
+                      + [last + route.repeat_interval])
+            prev = tick
+            tick += max(1, math.ceil((nxt - tick) / route.group_interval)) * route.group_interval
+
+
+def notifications(eps: Sequence[Episode], routes: Routes,
+                  inhibits: Sequence[Inhibit] = (), sources: Sequence[Episode] = ()) -> int:
+    """What Alertmanager delivers for these episodes: muted by the inhibitions (sources:
+    the alerts that can mute them), grouped by their route, each group's notifications as
+    `group_sends` counts them."""
+    groups: dict[tuple[int, tuple[str, ...]], tuple[Route, list[tuple[str, float, float]]]]
+    groups = {}
+    for e in unmuted(eps, inhibits, sources):
+        route = routes.route(e.labels)
+        key = (id(route), tuple(e.labels.get(k, "") for k in route.group_by))
+        ident = json.dumps(sorted(e.labels.items()))
+        groups.setdefault(key, (route, []))[1].append((ident, e.start, e.end + HOUR))
+    return sum(len(group_sends(spans, route)) for route, spans in groups.values())
 
 
 def monthly_cases(store_url: str, inc: Incident) -> float:
@@ -407,11 +552,15 @@ def score(eps: list[Episode], incs: list[Incident], store_url: str,
     weeks = year_hours / (7 * 24)
     teams = sorted({e.labels["team"] for e in eps}
                    | {team_for(BY_ID[i.indicator]) for i in incs})
-    per_team = {t: round(notifications([e for e in unmatched if e.labels["team"] == t])
-                         / weeks, 2) for t in teams}
-    reports = {t: round(notifications([e for e in eps if e.labels["severity"] == "report"
-                                       and e.labels["team"] == t]) / weeks, 2)
-               for t in teams}
+    routes, inhibits = alertmanager()
+
+    def per_week(some: list[Episode]) -> float:
+        return round(notifications(some, routes, inhibits, eps) / weeks, 2)
+
+    per_team = {t: per_week([e for e in unmatched if e.labels["team"] == t]) for t in teams}
+    all_pages = {t: per_week([e for e in pages if e.labels["team"] == t]) for t in teams}
+    reports = {t: per_week([e for e in eps if e.labels["severity"] == "report"
+                            and e.labels["team"] == t]) for t in teams}
     firing: dict[str, set[int]] = {}
     for e in eps:
         key = f"{e.alert}/{e.labels.get('indicator', '')}"
@@ -434,6 +583,7 @@ def score(eps: list[Episode], incs: list[Incident], store_url: str,
              "hours": e.hours()} for e in unmatched],
         "notifications_per_team_week_by_team": per_team,
         "notifications_per_team_week": max(per_team.values(), default=0.0),
+        "pages_per_team_week_with_incidents": all_pages,
         "report_digests_per_team_week": reports,
         "firing_share_by_rule": shares,
         "max_firing_share": max(shares.values(), default=0.0),
@@ -443,10 +593,10 @@ def score(eps: list[Episode], incs: list[Incident], store_url: str,
 # --------------------------------------------------------------------------- the step
 
 
-def prepare(work: Path, year: int, incs: Sequence[Incident],
+def prepare(work: Path, year: int, seed: int, incs: Sequence[Incident],
             rules: Sequence[Alert]) -> str:
-    """The generated year with its incidents, replayed into a store (its URL) and
-    backfilled into work/data."""
+    """The generated year (of `seed`) with its incidents, replayed into a store (its URL)
+    and backfilled into work/data."""
     from consumers.replay import Pipeline, replay
     from consumers.store import Store
     from models.settings import Settings
@@ -454,7 +604,7 @@ def prepare(work: Path, year: int, incs: Sequence[Incident],
 
     first, last = date(year, 1, 1), date(year, 12, 31)
     log = work / "year.jsonl.gz"
-    generate(log, year, seed=1, scale=SCALE, progress=False, incidents=incs)
+    generate(log, year, seed=seed, scale=SCALE, progress=False, incidents=incs)
     url = f"sqlite:///{work / 'store.db'}"
     store = Store(url)
     settings = Settings()
@@ -484,31 +634,66 @@ def guarantee_alerts() -> list[Alert]:
     return [a for a in alert_rules() if a.labels["kind"] not in ("pipeline", "worklist")]
 
 
+def seeds() -> tuple[int, ...]:
+    text = os.environ.get("BENCH_ALERTS_SEEDS", "")
+    return tuple(int(x) for x in text.split(",") if x.strip()) or SEEDS
+
+
+def worst(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The figures held against the aims, over every seed: counts summed, the rest the
+    worst seed's; each seed's whole result under `seeds`."""
+    dets = [r["max_detection_days"] for r in runs if r["max_detection_days"] is not None]
+    by_team: dict[str, float] = {}
+    for r in runs:
+        for team, n in r["notifications_per_team_week_by_team"].items():
+            by_team[team] = max(by_team.get(team, 0.0), n)
+    return {
+        "year": runs[0]["year"], "scale": runs[0]["scale"],
+        "seeds": [r["seed"] for r in runs],
+        **{k: sum(r[k] for r in runs) for k in (
+            "incidents_total", "incidents_alerted", "incidents_aimed",
+            "incidents_aimed_within_aim")},
+        "max_detection_days": max(dets, default=None),
+        "notifications_per_team_week_by_team": by_team,
+        "notifications_per_team_week": max(by_team.values(), default=0.0),
+        "max_firing_share": max(r["max_firing_share"] for r in runs),
+        "runs": runs,
+    }
+
+
 def step(ctx: Context) -> StepResult:
     incs, rules = incidents(ctx.year), guarantee_alerts()
-    with tempfile.TemporaryDirectory(prefix="bench-alerts-", dir=ctx.work) as tmp:
-        url = prepare(Path(tmp), ctx.year, incs, rules)
-        result = measure(Path(tmp), url, ctx.year, incs, rules)
+    runs = []
+    for seed in seeds():
+        with tempfile.TemporaryDirectory(prefix="bench-alerts-", dir=ctx.work) as tmp:
+            url = prepare(Path(tmp), ctx.year, seed, incs, rules)
+            run_ = measure(Path(tmp), url, ctx.year, incs, rules)
+        run_["seed"] = seed
+        _print(run_)
+        runs.append(run_)
+    result = worst(runs)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n",
                        encoding="utf-8")
-    _print(result)
+    _print_worst(result)
     det = result["max_detection_days"]
+    n = len(runs)
     return StepResult(figures=[
-        Figure("incidents alerted", result["incidents_alerted"], "incidents",
+        Figure(f"incidents alerted ({n} seeds)", result["incidents_alerted"], "incidents",
                f"all {result['incidents_total']}",
                result["incidents_alerted"] == result["incidents_total"]),
-        Figure("incidents of units ≥ 20 cases/month alerted within 2 days",
+        Figure(f"incidents of units ≥ 20 cases/month alerted within 2 days ({n} seeds)",
                result["incidents_aimed_within_aim"], "incidents",
                f"all {result['incidents_aimed']}",
                result["incidents_aimed_within_aim"] == result["incidents_aimed"]),
-        Figure("max detection delay", det if det is not None else -1, "days",
+        Figure("max detection delay (worst seed)", det if det is not None else -1, "days",
                f"≤ {AIM_DETECTION_DAYS}", det is not None and det <= AIM_DETECTION_DAYS),
-        Figure("pages per team and week outside incidents (worst team)",
+        Figure("notifications per team and week outside incidents (worst team and seed)",
                result["notifications_per_team_week"], "per week",
                f"< {AIM_NOTIFICATIONS:g}",
                result["notifications_per_team_week"] < AIM_NOTIFICATIONS),
-        Figure("largest share of the year a rule fires", result["max_firing_share"], "share",
+        Figure("largest share of the year a rule fires (worst seed)",
+               result["max_firing_share"], "share",
                f"≤ {AIM_FIRING_SHARE:g}", result["max_firing_share"] <= AIM_FIRING_SHARE),
     ], data=result)
 
@@ -517,7 +702,8 @@ def _print(result: dict[str, Any]) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"injected incidents ({result['year']}, scale {result['scale']:g})",
+    table = Table(title=f"injected incidents ({result['year']}, seed {result['seed']}, "
+                        f"scale {result['scale']:g})",
                   title_justify="left")
     for col in ("unit", "indicator", "from", "to", "rate", "cases/month", "late before",
                 "late during", "2 days: late/exp.", "alerted", "days", "alerts"):
@@ -536,10 +722,22 @@ def _print(result: dict[str, Any]) -> None:
     console.print("days: from the first affected deadline (the midnight ending FROM); "
                   "2 days: clocks due on FROM and the day after, late of them (expected "
                   "at the unit's earlier late share)")
-    console.print(f"pages outside incidents per team and week: "
+    console.print(f"notifications outside incidents per team and week: "
                   f"{result['notifications_per_team_week_by_team']}")
     console.print(f"weekly report digests per team and week: "
                   f"{result['report_digests_per_team_week']}")
     console.print(f"pages that matched no incident: {len(result['unmatched_pages'])}")
     top = sorted(result["firing_share_by_rule"].items(), key=lambda kv: -kv[1])[:5]
     console.print(f"largest firing shares: {dict(top)}")
+
+
+def _print_worst(result: dict[str, Any]) -> None:
+    from rich.console import Console
+
+    Console(width=160).print(
+        f"over seeds {result['seeds']}: {result['incidents_aimed_within_aim']} of "
+        f"{result['incidents_aimed']} incidents at units with ≥ {AIM_MONTHLY_CASES} cases a "
+        f"month alerted within {AIM_DETECTION_DAYS} days, {result['incidents_alerted']} of "
+        f"{result['incidents_total']} alerted; notifications outside incidents per team and "
+        f"week, worst seed: {result['notifications_per_team_week_by_team']}; largest firing "
+        f"share {result['max_firing_share']:g}")

@@ -19,10 +19,10 @@ from dashboards.alerts import (
     BURST_BASELINE_DAYS,
     BURST_DAYS,
     CHANGE_MARGIN,
-    CHANGE_MIN_CASES,
+    CHANGE_MIN_LATE,
     CHANGE_WINDOW,
-    CHANGE_Z,
     COMPLIANCE_WINDOW,
+    COUNT_Z,
     DEFAULT_LINKS,
     HEADER,
     JOB,
@@ -56,7 +56,6 @@ from dashboards.alerts import (
     Texts,
     alert_annotations,
     alert_rules,
-    burst_z,
     days,
     dump,
     r_over_share,
@@ -129,15 +128,21 @@ def _check(name: str, at: str, alerts: list[dict[str, Any]]) -> dict[str, Any]:
 # --------------------------------------------------------------------------- change pages
 
 
+def count_above(count: float, expected: float, z: float) -> bool:
+    """dashboards.alerts.count_bar, re-done in Python: `count` more than `z` standard
+    deviations above `expected` on Anscombe's square-root scale."""
+    return count > (math.sqrt(expected + ANSCOMBE) + z / 2) ** 2 - ANSCOMBE
+
+
 def worse(now_over: int, now_done: int, base_over: int, base_done: int,
           common: float = 0.0) -> bool:
     """VardgarantiUnitWorse/RegionWorse, re-done in Python (`common`: the region's
     worsening, for a unit)."""
-    if now_done < CHANGE_MIN_CASES or not base_done:
+    if not now_done or not base_done:
         return False
-    now, base = now_over / now_done, base_over / base_done
-    noise = CHANGE_Z * math.sqrt(base * (1 - base) / now_done)
-    return now > base + common + CHANGE_MARGIN and now > base + common + noise
+    level = base_over / base_done + common
+    return (now_over / now_done > level + CHANGE_MARGIN and now_over >= CHANGE_MIN_LATE
+            and count_above(now_over, level * now_done, COUNT_Z))
 
 
 Levels = dict[str, tuple[tuple[int, int], tuple[int, int], tuple[int, int]]]
@@ -160,9 +165,14 @@ def _worse_scenario(ind: Indicator, links: Links, name: str, units: Levels,
                              unit=unit, window=BASELINE_WINDOW)
     region = [sum(v[k][0] for v in units.values()) for k in range(3)]
     region_n = [sum(v[k][1] for v in units.values()) for k in range(3)]
-    common = max(region[1] / region_n[1] - region[2] / region_n[2], 0.0)
+
+    def common(u: str) -> float:  # the worsening of the rest of the region
+        (_, (bo, bn), (o90, n90)) = units[u]
+        return max((region[1] - bo) / (region_n[1] - bn)
+                   - (region[2] - o90) / (region_n[2] - n90), 0.0)
+
     fires = {u for u, (_, (bo, bn), (o90, n90)) in units.items()
-             if worse(bo, bn, o90, n90, common)}
+             if worse(bo, bn, o90, n90, common(u))}
     assert fires == unit_fires, fires
     assert worse(region[1], region_n[1], region[2], region_n[2]) == region_fires
     unit_rule = _rule("VardgarantiUnitWorse", ind, links)
@@ -211,8 +221,7 @@ def burst(recent: int, usual_window: int, region_recent: int, region_window: int
     rest_recent, rest_usual = region_recent - recent, region_window * share - usual
     grew = rest_recent > rest_usual + REGION_GROWTH_Z * math.sqrt(rest_usual + 1)
     expected = usual * (max(rest_recent / max(rest_usual, 1), 1) if grew else 1)
-    bar = (math.sqrt(expected + ANSCOMBE) + z / 2) ** 2 - ANSCOMBE
-    return recent >= MIN_BURST and recent > bar
+    return recent >= MIN_BURST and count_above(recent, expected, z)
 
 
 def _burst_scenario(ind: Indicator, links: Links, name: str,
@@ -237,7 +246,7 @@ def _burst_scenario(ind: Indicator, links: Links, name: str,
         c, r = cum[unit], region
         return burst(c[d] - c[d - BURST_DAYS], c[d - BURST_DAYS] - c[d - lookback],
                      r[d] - r[d - BURST_DAYS], r[d - BURST_DAYS] - r[d - lookback],
-                     burst_z(ind))
+                     COUNT_Z)
 
     assert not any(fires(u, d) for u in rates if u != paged for d in range(lookback, total))
     rule = _rule("VardgarantiBreachBurst", ind, links)
@@ -256,21 +265,26 @@ def _burst_scenario(ind: Indicator, links: Links, name: str,
             "alert_rule_test": checks}
 
 
-# One breach every day before, five a day after: 10 in two days where 2 are usual lies
-# 3.36 standard deviations above (Anscombe): a page only under a team's bar below that.
-MODERATE_BURST: Final = (1, 5)
-MODERATE_Z: Final = 2 * (math.sqrt(10 + ANSCOMBE) - math.sqrt(2 + ANSCOMBE))
+# One breach every day before, five (four) a day after: 10 (8) in two days where 2 are
+# usual lies 3.36 (2.71) standard deviations above (Anscombe): around the bar COUNT_Z.
+MODERATE_BURSTS: Final = ((1, 5), (1, 4))
+
+
+def _z(count: int, expected: float) -> float:
+    return 2 * (math.sqrt(count + ANSCOMBE) - math.sqrt(expected + ANSCOMBE))
 
 
 def _burst_tests(ind: Indicator, links: Links) -> list[dict[str, Any]]:
+    moderate = [
+        _burst_scenario(ind, links, f"{2 * now} breaches in two days where 2 are usual",
+                        {MILD: (before, now), SMALL: (0, 1)},
+                        MILD if _z(2 * now, 2 * before) > COUNT_Z else None)
+        for before, now in MODERATE_BURSTS]
     return [
         _burst_scenario(ind, links, "a burst of new breaches at one unit",
                         {BIG: (1, 10), SMALL: (0, 1), MILD: (20, 25)}, BIG),
-        # the team's own bar: specialised care pages on it, primary care and BUP do not
-        # (one test per team: the indicators of one team expect the same)
-        _burst_scenario(ind, links, f"a moderate burst, against the bar of {ind.care_level}",
-                        {MILD: MODERATE_BURST, SMALL: (0, 1)},
-                        MILD if burst_z(ind) < MODERATE_Z else None),
+        # just above and just below the bar
+        *moderate,
         # the rest of the region triples too (a holiday): every unit's bar rises with it
         _burst_scenario(ind, links, "a wave of breaches across the region",
                         {BIG: (2, 8), MILD: (20, 60), OTHER: (20, 60)}, None),

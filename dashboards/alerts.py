@@ -42,36 +42,33 @@ COMPLIANCE_WINDOW: Final = "30d"
 # "Far below": this many ratio points under the lower of the target and last year's result
 # (the dashboards' red threshold).
 FAR_BELOW_MARGIN: Final = 0.10
-# Page on change: the share completed after the deadline in the last CHANGE_WINDOW against
-# the BASELINE_WINDOW before it. It must be up by CHANGE_MARGIN points and by more than
-# CHANGE_Z standard errors of a binomial share, over at least CHANGE_MIN_CASES completed
-# (a unit with 20 cases a month completes about 5 a week: for it, only a burst of breaches
-# pages). The values come from the quality run (docs/alerts.md).
+# One bar for every count test of the change pages, in every team: a count must lie this
+# many standard deviations above its expected count on Anscombe's square-root scale, where
+# a Poisson count is nearly normal even for small means (count_bar). Expected counts come
+# from each unit's own history, so the bar is per unit in counts: where 0 is expected, 5;
+# 1: 7; 14: 28. It holds every team under 0.5 notifications a week outside incidents on
+# three generated years (the quality run, docs/alerts.md); recheck on the region's own
+# history.
+COUNT_Z: Final = 3.0
+# Page on change: the clocks completed after the deadline in the last CHANGE_WINDOW, a
+# count, against the count the BASELINE_WINDOW before it makes expected (the unit's own
+# earlier share times what it completed now). The count must pass COUNT_Z, be at least
+# CHANGE_MIN_LATE, and the share be up by CHANGE_MARGIN points (a large unit is not paged
+# for a small drift that is significant only through its volume). A unit with 50 cases a
+# month pages on a handful of late completions, one with 350 needs tens.
 CHANGE_WINDOW: Final = "7d"
 BASELINE_WINDOW: Final = "90d"
-CHANGE_MARGIN: Final = 0.20
-CHANGE_Z: Final = 4.0
-CHANGE_MIN_CASES: Final = 10
+CHANGE_MARGIN: Final = 0.10
+CHANGE_MIN_LATE: Final = 5
 # A burst of new breaches: those of the last BURST_DAYS against the BURST_BASELINE_DAYS
 # before them. A count test, not a rate (a unit with 20 cases a month expects well under one
-# breach in two days): the count must lie BURST_Z standard deviations above the expected on
-# Anscombe's square-root scale, where a Poisson count is nearly normal even for small
-# means, and be at least MIN_BURST. The expected count grows with the rest of the region
-# only when that growth is beyond chance (REGION_GROWTH_Z), so the unit's own burst and
-# the noise of the other units do not raise the bar. The baseline is 8 weeks: 4 weeks made
-# the expected count noisy enough at small units to page on chance (the quality run,
-# docs/alerts.md).
+# breach in two days): the count must pass COUNT_Z and be at least MIN_BURST. The expected
+# count grows with the rest of the region only when that growth is beyond chance
+# (REGION_GROWTH_Z), so the unit's own burst and the noise of the other units do not raise
+# the bar. The baseline is 8 weeks: 4 weeks made the expected count noisy enough at small
+# units to page on chance (the quality run, docs/alerts.md).
 BURST_DAYS: Final = 2
 BURST_BASELINE_DAYS: Final = 56
-# The bar per team (care level): every team gets fewer than one page a week outside
-# incidents. Primary care has many high-volume units and two indicators, so chance bursts
-# are many: 3.5 (expected 0 in two days: 6 breaches; 1.5: 10; 14: 31). Specialised care
-# has fewer units with 90-day clocks, whose first days of a collapse give a handful of
-# breaches: 2.6 (expected 1: 6 breaches) keeps it at about 0.4 pages a week in the quality
-# run. Set on that one generated year: recheck on the region's own history.
-BURST_Z: Final[Mapping[str, float]] = {
-    "primärvård": 3.5, "specialiserad vård": 2.6, "BUP": 3.5,
-}
 MIN_BURST: Final = 3
 REGION_GROWTH_Z: Final = 3.0
 ANSCOMBE: Final = 0.375
@@ -438,32 +435,49 @@ def alert_annotations(alert: str, texts: Texts, links: Links, board: str,
     }
 
 
+def _rest_share(ind: Indicator, window: str, offset: str = "") -> str:
+    """The over-limit share of the rest of the region, without the unit itself (per unit):
+    a unit's own collapse must not raise the level it is compared with."""
+    sel = selector(indicator=ind.id) + (f" offset {offset}" if offset else "")
+    over, done = (f"({r_over_share(window, lv)}{sel} * {r_completed(window, lv)}{sel})"
+                  for lv in (REGION, UNIT))
+    rest_done = (f"({r_completed(window, REGION)}{sel}\n  - on (indicator) group_right ()"
+                 f" {r_completed(window, UNIT)}{sel})")
+    return (f"({over}\n  - on (indicator) group_right () {done})\n"
+            f"/ ({rest_done} > 0)")
+
+
 def _change(ind: Indicator, level: str) -> tuple[str, str]:
     """The recent over-limit share and the level it is compared with (for a unit: its own
-    earlier share plus the region's worsening, so that a change common to every unit, a
-    holiday or the summer, does not page each of them)."""
+    earlier share plus the worsening of the rest of the region, so that a change common to
+    every unit, a holiday or the summer, does not page each of them)."""
     sel = selector(indicator=ind.id)
     now = r_over_share(CHANGE_WINDOW, level) + sel
     before = f"{r_over_share(BASELINE_WINDOW, level)}{sel} offset {CHANGE_WINDOW}"
     if level == REGION:
         return now, before
-    region_now = r_over_share(CHANGE_WINDOW, REGION) + sel
-    region_before = f"{r_over_share(BASELINE_WINDOW, REGION)}{sel} offset {CHANGE_WINDOW}"
-    common = f"clamp_min({region_now} - {region_before}, 0)"
-    return now, f"({before} + on (indicator) group_left ()\n  {common})"
+    common = (f"clamp_min({_rest_share(ind, CHANGE_WINDOW)}\n"
+              f"- {_rest_share(ind, BASELINE_WINDOW, CHANGE_WINDOW)}, 0)")
+    return now, f"({before}\n  + {common})"
+
+
+def count_bar(expected: str, z: float) -> str:
+    """The count `z` standard deviations above an expected count, on Anscombe's
+    square-root scale (where a Poisson count is nearly normal even for small means)."""
+    a = _num(ANSCOMBE)
+    return f"(sqrt({expected} + {a})\n  + {_num(z / 2)}) ^ 2 - {a}"
 
 
 def worse_expr(ind: Indicator, level: str) -> str:
-    """The recent over-limit share, where it is clearly above its earlier level."""
+    """The recent over-limit share, where the late completions behind it are clearly more
+    than its earlier level makes expected."""
     now, level_before = _change(ind, level)
-    before = f"{r_over_share(BASELINE_WINDOW, level)}{selector(indicator=ind.id)} " \
-             f"offset {CHANGE_WINDOW}"
     done = r_completed(CHANGE_WINDOW, level) + selector(indicator=ind.id)
+    late, expected = f"({now} * {done})", f"({level_before} * {done})"
     return (
         f"{now}\n> {level_before} + {_num(CHANGE_MARGIN)}\n"
-        f"and\n{now}\n> {level_before}\n"
-        f"  + {_num(CHANGE_Z)} * sqrt({before} * (1 - {before}) / {done})\n"
-        f"and\n{done} >= {CHANGE_MIN_CASES}"
+        f"and\n{late} >= {CHANGE_MIN_LATE}\n"
+        f"and\n{late}\n> {count_bar(expected, COUNT_Z)}"
     )
 
 
@@ -474,11 +488,6 @@ def _breaches(level: str, ind: Indicator) -> tuple[str, str]:
     usual = (f"({b} offset {BURST_DAYS}d - {b} offset {BURST_DAYS + BURST_BASELINE_DAYS}d)"
              f" * {_num(BURST_DAYS / BURST_BASELINE_DAYS)}")
     return recent, usual
-
-
-def burst_z(ind: Indicator) -> float:
-    """The burst bar of the indicator's team (BURST_Z)."""
-    return BURST_Z[ind.care_level]
 
 
 def burst_expr(ind: Indicator) -> str:
@@ -493,9 +502,8 @@ def burst_expr(ind: Indicator) -> str:
               f"  + {_num(REGION_GROWTH_Z)} * sqrt({rest_usual} + 1)\n"
               f" or {recent} * 0 + 1)")
     expected = f"({usual} * {growth})"
-    a = _num(ANSCOMBE)
     return (f"{recent} >= {MIN_BURST}\nand\n"
-            f"{recent} > (sqrt({expected} + {a})\n  + {_num(burst_z(ind) / 2)}) ^ 2 - {a}")
+            f"{recent} > {count_bar(expected, COUNT_Z)}")
 
 
 def waiting_rising_expr(ind: Indicator) -> str:

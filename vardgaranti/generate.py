@@ -657,17 +657,27 @@ class _Engine:
         return self.next_work[day]
 
     def _outcome(self, ind: str, logit: float, unit: str, due: int) -> bool:
-        """Within the limit? Error diffusion: the running share tracks the mean chance.
+        """Within the limit? The usual chance, unless an injected incident covers the clock
+        (due on the local day `due`)."""
+        within = self._chance(ind, logit)
+        forced = self._incident(ind, unit, due)
+        return within if forced is None else forced
 
-        An injected incident overrides the result for the clocks it covers (by due day).
-        """
+    def _chance(self, ind: str, logit: float) -> bool:
+        """Within the limit, by the usual chance? Error diffusion: the running share tracks
+        the mean chance."""
         a = self.acc[ind] + _sigmoid(logit)
         within = a >= 1.0
         self.acc[ind] = a - 1.0 if within else a
+        return within
+
+    def _incident(self, ind: str, unit: str, due: int) -> bool | None:
+        """The result an injected incident sets for a clock due on `due` (None: none
+        covers it). Draws from its own generator only when one does."""
         for first, last, rate in self.incidents.get((ind, unit), ()):
             if first <= due <= last:
                 return self.incident_rng.random() < rate
-        return within
+        return None
 
     def _pick(self, table: tuple[list[str], list[float]]) -> str:
         return table[0][bisect(table[1], self.rng.random())]
@@ -853,27 +863,22 @@ class _Engine:
             self._wait(evs, "bup_behandling_30", at, ui, pool, "treatment.started", False)
         self._commit(case_id, patient, evs)
 
-    def _wait(
-        self, evs: list[tuple[int, str, str, dict[str, str]]], ind: str, start: int, ui: int,
-        pool: _Pool, fulfil_type: str, pauses: bool, plain: bool = False,
-    ) -> tuple[int, int] | None:
-        """One 90/30-day clock from `start`: pauses, transfer, cancel or care elsewhere.
-
-        Returns (fulfilment instant, unit index) when the case goes on, None when it ends.
-        """
+    def _pauses(
+        self, evs: list[tuple[int, str, str, dict[str, str]]], ind: str, start: int,
+        unit: str, within: bool, pauses: bool, plain: bool, fulfil_type: str,
+    ) -> tuple[int, int, int, int] | None:
+        """A clock's time to fulfilment and its pauses or restart, for the result `within`:
+        (days to fulfilment, latest event, day the limit counts from, deadline day), or None
+        when the patient chose to wait and the clock ends excluded."""
         rng = self.rng
         rnd = rng.random
         limit = BY_ID[ind].limit_days
         sd = start // DAY
-        season = self.season[sd + self._season_shift(BY_ID[ind])]
-        within = self._outcome(ind, self.intercept[ind] + pool.perf[ui] + season,
-                               pool.ids[ui], sd + limit)
         a, b, over_mean = _WAIT_SHAPE[ind]
         if within:
             eff = min(int(limit * rng.betavariate(a, b) + 0.5), limit)
         else:
             eff = limit + 1 + min(int(rng.expovariate(1 / over_mean)), _MAX_LATE_DAYS)
-        unit = pool.ids[ui]
         clock_day = sd  # day 0 of the clock (moves on a PVV restart)
         extra = 0  # MOV days added to the deadline
         last = start  # the case's latest event so far
@@ -915,7 +920,42 @@ class _Engine:
             last = resumed
             clock_day = resumed // DAY
         base_day = clock_day + extra
-        deadline = base_day + (limit - 1 if extra else limit)
+        return eff, last, base_day, base_day + (limit - 1 if extra else limit)
+
+    def _wait(
+        self, evs: list[tuple[int, str, str, dict[str, str]]], ind: str, start: int, ui: int,
+        pool: _Pool, fulfil_type: str, pauses: bool, plain: bool = False,
+    ) -> tuple[int, int] | None:
+        """One 90/30-day clock from `start`: pauses, transfer, cancel or care elsewhere.
+
+        Returns (fulfilment instant, unit index) when the case goes on, None when it ends.
+        """
+        rng = self.rng
+        rnd = rng.random
+        limit = BY_ID[ind].limit_days
+        sd = start // DAY
+        season = self.season[sd + self._season_shift(BY_ID[ind])]
+        unit = pool.ids[ui]
+        within = self._chance(ind, self.intercept[ind] + pool.perf[ui] + season)
+        if (ind, unit) not in self.incidents:
+            path = self._pauses(evs, ind, start, unit, within, pauses, plain, fulfil_type)
+        else:
+            # An incident covers clocks by the deadline they actually have: a pause moves
+            # it, a restart sets a new one. That is known only once the pauses are drawn,
+            # and they depend on the result; so draw them, and if an incident covers that
+            # deadline and sets the other result, draw them again with it.
+            mark, state = len(evs), rng.getstate()
+            path = self._pauses(evs, ind, start, unit, within, pauses, plain, fulfil_type)
+            forced = None if path is None else self._incident(ind, unit, path[3])
+            if forced is not None and forced != within:
+                del evs[mark:]
+                rng.setstate(state)
+                within = forced
+                path = self._pauses(evs, ind, start, unit, within, pauses, plain,
+                                    fulfil_type)
+        if path is None:
+            return None
+        eff, last, base_day, deadline = path
         fd = self._shift(last // DAY, base_day + eff, deadline, within, 0.02)
         if fd > self.last_day + 1:
             return None  # past the extract; intermediate events are already listed

@@ -5,7 +5,18 @@ from __future__ import annotations
 
 from datetime import date
 
-from benchmarks.alerts import Episode, episodes, first_deadline, matches, notifications
+from benchmarks.alerts import (
+    Episode,
+    Route,
+    Routes,
+    alertmanager,
+    episodes,
+    first_deadline,
+    group_sends,
+    matches,
+    notifications,
+    unmuted,
+)
 from consumers.export import stamp
 from dashboards.alerts import Alert
 from vardgaranti.generate import Incident
@@ -50,5 +61,48 @@ def test_matching_incidents_by_unit_indicator_and_time() -> None:
     assert first_deadline(inc) == float(stamp(date(2024, 6, 3).toordinal()))
     assert not matches(Episode("X", labels, first_deadline(inc) - H, at), inc)
     assert matches(Episode("X", labels, first_deadline(inc), at), inc)
-    # a page is repeated every 24 h while it fires
-    assert notifications([Episode("X", labels, at, at + 49 * H)]) == 3
+
+
+DAILY = Route(("unit",), 30.0, 300.0, 24 * H, send_resolved=True)
+
+
+def test_alertmanager_repeats_and_resolves_as_its_route_says() -> None:
+    # firing 49 hours: the first notification, repeats after 24 and 48 hours, the all-clear
+    assert len(group_sends([("a", 0.0, 49 * H)], DAILY)) == 4
+    quiet = Route(("unit",), 30.0, 300.0, 168 * H, send_resolved=False)
+    assert group_sends([("a", 0.0, 49 * H)], quiet) == [30.0]
+    # a second alert joining the group is news: sent at the next group interval
+    sends = group_sends([("a", 0.0, 10 * H), ("b", 2 * H, 10 * H)], quiet)
+    assert sends == [30.0, 2 * H + 30.0]
+    # one alert of two resolving is no news without send_resolved
+    assert len(group_sends([("a", 0.0, 10 * H), ("b", 0.0, 3 * H)], quiet)) == 1
+    # an alert that fires again after its group ended is a new episode
+    assert len(group_sends([("a", 0.0, 2 * H), ("a", 30 * H, 31 * H)], quiet)) == 2
+
+
+def test_the_repositorys_pages_notify_once_per_episode_and_ops_get_reminders() -> None:
+    routes, inhibits = alertmanager()
+    page = {"severity": "page", "team": "bup", "indicator": "bup_besok_30", "unit": "u",
+            "scope": "unit", "alertname": "VardgarantiBreachBurst"}
+    # a change page held two days after a one-day condition: one notification
+    assert notifications([Episode("VardgarantiBreachBurst", page, 0.0, 72 * H)], routes) == 1
+    drift = {"severity": "page", "team": "drift", "alertname": "VardgarantiWorkerDown"}
+    assert routes.route(drift) != routes.route(page)
+    assert notifications([Episode("VardgarantiWorkerDown", drift, 0.0, 30 * H)], routes) == 3
+    # the unit's burst mutes its worse share (same indicator and unit), not another unit's
+    worse = {**page, "alertname": "VardgarantiUnitWorse"}
+    burst = Episode("VardgarantiBreachBurst", page, 10 * H, 20 * H)
+    kept = unmuted([Episode("VardgarantiUnitWorse", worse, 0.0, 30 * H), burst], inhibits)
+    assert [(e.alert, e.start, e.end) for e in kept] == [
+        ("VardgarantiUnitWorse", 0.0, 9 * H), ("VardgarantiUnitWorse", 21 * H, 30 * H),
+        ("VardgarantiBreachBurst", 10 * H, 20 * H)]
+    other = Episode("VardgarantiUnitWorse", {**worse, "unit": "v"}, 0.0, 30 * H)
+    assert unmuted([other, burst], inhibits)[0] == other
+
+
+def test_routes_pick_the_first_match() -> None:
+    a, b = Route(("x",), 0, 1, 2, True), Route(("y",), 0, 1, 2, False)
+    routes = Routes((({"severity": "page", "team": "drift"}, a), ({"severity": "page"}, b)),
+                    a)
+    assert routes.route({"severity": "page", "team": "bup"}) is b
+    assert routes.route({"severity": "page", "team": "drift"}) is a

@@ -74,7 +74,7 @@ def test_every_indicator_has_its_alerts(ind: Any) -> None:
                  "VardgarantiWaitingOverLimitRising"):
         assert f">= {alerts.MIN_CASES}" in by_name[name]["expr"], name
     for name in ("VardgarantiUnitWorse", "VardgarantiRegionWorse"):
-        assert f">= {alerts.CHANGE_MIN_CASES}" in by_name[name]["expr"], name
+        assert f">= {alerts.CHANGE_MIN_LATE}" in by_name[name]["expr"], name
     assert f">= {alerts.MIN_BURST}" in by_name["VardgarantiBreachBurst"]["expr"]
     for a in mine:
         assert f'indicator="{ind.id}"' in a["expr"]
@@ -182,7 +182,7 @@ def test_last_year_reports_need_cases_in_both_years(ind: Any) -> None:
 def test_burst_bar_is_a_count_test() -> None:
     """The Python re-doing of the rule: no page on one breach at a unit that expects none,
     a page on a handful, and a wave across the region raises every unit's bar."""
-    z = alerts.BURST_Z["primärvård"]
+    z = alerts.COUNT_Z
 
     def b(recent: int, usual: int, region_recent: int, region_usual: int) -> bool:
         return alert_tests.burst(recent, usual, region_recent, region_usual, z)
@@ -196,17 +196,13 @@ def test_burst_bar_is_a_count_test() -> None:
     assert not b(12, 2 * share, 12 + 120, 2 * share + 40 * share)
 
 
-def test_burst_bar_per_team() -> None:
-    """Every team has its bar; specialised care's is lower: 6 breaches in two days where 1
-    is usual (a 90-day clinic's first days of a collapse) page there, not in primary care."""
+def test_one_bar_for_every_count_test() -> None:
+    """UnitWorse and BreachBurst hold their counts to the same bar (COUNT_Z), in every
+    team: 7 breaches in two days where 1 is usual page, 6 do not."""
     share = alerts.BURST_BASELINE_DAYS // alerts.BURST_DAYS
-    assert set(alerts.BURST_Z) == {ind.care_level for ind in INDICATORS}
-    by_team = {ind.care_level: alerts.burst_z(ind) for ind in INDICATORS}
-    assert by_team["specialiserad vård"] < by_team["primärvård"]
-
-    def pages(team: str) -> bool:
-        return alert_tests.burst(6, share, 6 + 50, share + 50 * share, by_team[team])
-
-    assert pages("specialiserad vård") and not pages("primärvård")
+    assert alert_tests.burst(7, share, 7 + 50, share + 50 * share, alerts.COUNT_Z)
+    assert not alert_tests.burst(6, share, 6 + 50, share + 50 * share, alerts.COUNT_Z)
+    bar = f"+ {alerts._num(alerts.COUNT_Z / 2)}) ^ 2"
     for ind in INDICATORS:
-        assert f"+ {alerts._num(alerts.burst_z(ind) / 2)}) ^ 2" in alerts.burst_expr(ind)
+        assert bar in alerts.burst_expr(ind)
+        assert bar in alerts.worse_expr(ind, alerts.UNIT)
