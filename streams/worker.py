@@ -106,6 +106,9 @@ class Worker:
         # both agents write cases; a send can wait inside the producer, so without turns a
         # later write could reach the changelog before an earlier one of the same case
         self._case_writes = asyncio.Lock()
+        # notices are decided, sent and marked by one caller at a time (the two agents and
+        # the timer): two callers deciding before either marked would both send the notice
+        self._notifying = asyncio.Lock()
 
     def today(self) -> date | None:
         return self.view.today_date()
@@ -290,6 +293,10 @@ class Worker:
         return CaseState.from_json(value) if value is not None else CaseState(partition)
 
     async def _notify(self, touched: dict[bytes, CaseState]) -> None:
+        async with self._notifying:
+            await self._notify_now(touched)
+
+    async def _notify_now(self, touched: dict[bytes, CaseState]) -> None:
         today = self.view.today
         if today is None:
             return
@@ -302,7 +309,11 @@ class Worker:
         marked: dict[bytes, list[str]] = {}
         out = Outbox()
         for key, state in candidates.items():
-            notices = due(key.decode(), state.clocks, state.sent or (), today)
+            # the marks as the table holds them: a batch's copy of its case predates the
+            # marks of a call that ran while this one waited for its turn
+            now = self.m.cases.data.get(key)
+            sent = now["n"] if now is not None else state.sent or ()
+            notices = due(key.decode(), state.clocks, sent, today)
             if not notices:
                 continue
             for n in notices:

@@ -84,6 +84,10 @@ async def breach_due(worker: Worker) -> None:
     assert CASE in worker._due
 
 
+def facts_of(value: Any) -> set[str]:
+    return {f.event_id for f in CaseState.from_json(value).facts}
+
+
 VISIT = line("e2", "visit.completed", CASE, "2024-04-30T10:00:00+02:00")
 
 
@@ -97,10 +101,16 @@ def test_a_notice_marked_while_an_event_is_written_keeps_the_event() -> None:
         while breaches.gate is None:
             await asyncio.sleep(0)
         # the visit (late) is processed and written while the breach is unacknowledged
-        await worker.on_events([event(1, VISIT)])
+        # (its own notices then wait for the marking's turn)
+        events = asyncio.ensure_future(worker.on_events([event(1, VISIT)]))
+        for _ in range(1000):
+            if "e2" in facts_of(worker.m.cases.data[CASE.encode()]):
+                break
+            await asyncio.sleep(0)
+        assert "e2" in facts_of(worker.m.cases.data[CASE.encode()]), "the visit is written"
         assert breaches.gate is not None
         breaches.gate.set_result(None)
-        await marking
+        await asyncio.gather(marking, events)
         return worker.m.cases.data[CASE.encode()]
 
     stored = CaseState.from_json(asyncio.run(main()))
@@ -164,3 +174,28 @@ def test_an_event_written_while_a_notice_is_marked_keeps_the_mark() -> None:
     breaches: Any = worker.m.breaches
     assert [orjson.loads(v)["notice_id"] for _, v in breaches.sent] == [
         n for n in stored.sent or () if n.startswith("breach:")], "sent once"
+
+
+def test_two_callers_deciding_at_once_send_a_notice_once() -> None:
+    """The timer and an agent both find the breach due: the second must not decide while
+    the first is still waiting for its send to be acknowledged, before it marked it."""
+    worker = fake_worker(partitions=1)
+    breaches = gated(worker, gate_on="breaches")
+
+    async def main() -> None:
+        await breach_due(worker)
+        first = asyncio.ensure_future(worker._notify({}))  # as from the counters agent
+        while breaches.gate is None:
+            await asyncio.sleep(0)
+        worker._due.add(CASE)  # the timer's advance finds the same clock due
+        second = asyncio.ensure_future(worker._notify({}))
+        for _ in range(20):
+            await asyncio.sleep(0)
+        assert breaches.gate is not None
+        breaches.gate.set_result(None)
+        await asyncio.gather(first, second)
+
+    asyncio.run(main())
+    sent: Any = worker.m.breaches
+    ids = [orjson.loads(v)["notice_id"] for _, v in sent.sent]
+    assert ids and len(ids) == len(set(ids)), f"a notice sent twice: {ids}"
