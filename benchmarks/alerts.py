@@ -62,9 +62,10 @@ ALERTMANAGER = REPO_ROOT / "deploy" / "alertmanager" / "alertmanager.yml"
 # Alertmanager's own defaults for what a route or webhook leaves out.
 AM_DEFAULTS = {"group_by": [], "group_wait": "30s", "group_interval": "5m",
                "repeat_interval": "4h"}
-# The generator's seeds the run measures (BENCH_ALERTS_SEEDS="1,2,3"): the bars must hold
-# on years they were not set on, and the worst seed is what counts.
-SEEDS = (1, 2, 3)
+# The generator's seeds the run measures: one by default, so that `make bench-alerts` stays
+# near ten minutes; BENCH_ALERTS_SEEDS="1,2,3" shows that the bars hold on years they were
+# not set on (the worst seed is what counts), at three times the time.
+SEEDS = (1,)
 # The breach counter's samples in the export (restamped at the start of their day).
 BREACHES_SAMPLE = "vardgaranti_breaches_total{"
 # Days of hourly evaluations in one range query.
