@@ -7,19 +7,29 @@ should cost the same over 10 years as over one (the issue aims below 1.5×); 10�
 is 10× the groups, so there it grows with what is shown.
 
 Each shape is served as a server serves it: its view frozen out of the cycle collector
-after loading (web.reads.freeze_loaded, as both runtimes do) and one running app per shape
-(a TestClient kept open, not a new event loop per request). After a warm-up round, the
+after loading (web.reads.freeze_loaded, as both runtimes do) and its app run on one event
+loop, as uvicorn runs it (an httpx client over the ASGI transport on that loop; the test
+client's second thread and its hand-over took as much CPU as the app). After a warm-up round, the
 shapes take turns, round by round, with the same request mix, so that the machine's load
 falls on all of them alike: per round every window region-wide and for one indicator, and
 the worklist's first page region-wide, for one indicator and for one unit, three times.
 Each request is timed in wall time and in the process's CPU time (user + system: the
 client's share and the app's, not what other processes take from the cores).
+
+Then each shape once more as a user gets it: served by uvicorn in a process of its own
+(`python -m benchmarks.live PORT UNITS YEAR YEARS`), the same request mix over a socket
+from this process, timed in wall time.
 """
 
 from __future__ import annotations
 
+import asyncio
 import gc
+import os
+import socket
 import statistics
+import subprocess
+import sys
 import time
 from datetime import date
 from typing import Any
@@ -54,6 +64,21 @@ def _view(year: int, units: int, years: int) -> Any:
     return view
 
 
+def _requests() -> list[tuple[str, str, dict[str, Any]]]:
+    """One round's request mix: (kind, path, query)."""
+    from models.indicators import INDICATOR_IDS
+    from models.measures import WINDOWS
+
+    out: list[tuple[str, str, dict[str, Any]]] = []
+    for w in WINDOWS:
+        for params in ({"window": w}, {"window": w, "indicator": INDICATOR_IDS[2]}):
+            out.append(("aggregates", "/api/v1/aggregates", params))
+    for _ in range(3):
+        for params in ({}, {"indicator": INDICATOR_IDS[2]}, {"unit": "unit-000"}):
+            out.append(("at_risk", "/api/v1/at-risk", params))
+    return out
+
+
 def _p(samples: list[float], q: int) -> float:
     return statistics.quantiles(samples, n=100, method="inclusive")[q - 1]
 
@@ -62,37 +87,25 @@ class _Shape:
     """One view served by its app, and what its requests took."""
 
     def __init__(self, view: Any) -> None:
-        from fastapi.testclient import TestClient
+        import httpx
 
-        from web.api import create_app
-        from web.metrics import registry_for, snapshot_of
-        from web.reads import LiveSource
-
-        self.view = view
-        self.registry = registry_for(lambda: snapshot_of(view, {}, {}, 0, None))
-        source = LiveSource(view, lambda period, indicator: {}, lambda: True)
-        self.client = TestClient(create_app(source, self.registry, view.today_date))
+        app, self.registry = _app(view)
+        self.client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                        base_url="http://bench")
         self.wall: dict[str, list[float]] = {}
         self.cpu: dict[str, list[float]] = {}
 
-    def get(self, kind: str, path: str, params: dict[str, Any]) -> None:
+    async def get(self, kind: str, path: str, params: dict[str, Any]) -> None:
         started, cpu = time.perf_counter(), time.process_time()
-        self.client.get(path, params=params).raise_for_status()
+        (await self.client.get(path, params=params)).raise_for_status()
         self.wall.setdefault(kind, []).append((time.perf_counter() - started) * 1000)
         self.cpu.setdefault(kind, []).append((time.process_time() - cpu) * 1000)
 
-    def round(self) -> None:
-        from models.indicators import INDICATOR_IDS
-        from models.measures import WINDOWS
+    async def round(self) -> None:
+        for kind, path, params in _requests():
+            await self.get(kind, path, params)
 
-        for w in WINDOWS:
-            for params in ({"window": w}, {"window": w, "indicator": INDICATOR_IDS[2]}):
-                self.get("aggregates", "/api/v1/aggregates", params)
-        for _ in range(3):
-            for params in ({}, {"indicator": INDICATOR_IDS[2]}, {"unit": "unit-000"}):
-                self.get("at_risk", "/api/v1/at-risk", params)
-
-    def figures(self) -> dict[str, float]:
+    async def figures(self) -> dict[str, float]:
         from web.metrics import exposition
 
         render = []
@@ -108,32 +121,92 @@ class _Shape:
                     f"{kind}_cpu_p50_ms": statistics.median(cpu),
                     f"{kind}_cpu_p99_ms": _p(cpu, 99), f"{kind}_samples": float(len(wall))}
         self.wall.clear()
-        self.get("at_risk_1000", "/api/v1/at-risk", {"limit": 1000})  # a long page, for scale
+        await self.get("at_risk_1000", "/api/v1/at-risk", {"limit": 1000})  # a long page
         out["at_risk_1000_rows_ms"] = self.wall["at_risk_1000"][0]
         return out
 
 
 def measure(views: dict[str, Any], rounds: int = ROUNDS) -> dict[str, dict[str, float]]:
     """Each view's figures, the shapes taking turns round by round."""
+    return asyncio.run(_measure(views, rounds))
+
+
+async def _measure(views: dict[str, Any], rounds: int) -> dict[str, dict[str, float]]:
     from web.reads import freeze_loaded
 
     shapes = {name: _Shape(view) for name, view in views.items()}
     freeze_loaded()
     try:
         for shape in shapes.values():
-            shape.client.__enter__()  # one running app per shape, as a server
-        for shape in shapes.values():
-            shape.round()  # warm-up: imports, first formatting of the worklist's dates
+            await shape.round()  # warm-up: imports, first formatting of the worklist's dates
             shape.wall.clear()
             shape.cpu.clear()
         for _ in range(rounds):
             for shape in shapes.values():
-                shape.round()
-        return {name: shape.figures() for name, shape in shapes.items()}
+                await shape.round()
+        return {name: await shape.figures() for name, shape in shapes.items()}
     finally:
         for shape in shapes.values():
-            shape.client.__exit__(None, None, None)
+            await shape.client.aclose()
         gc.unfreeze()
+
+
+def _app(view: Any) -> tuple[Any, Any]:
+    """The API over `view`, and the registry its /metrics renders."""
+    from web.api import create_app
+    from web.metrics import registry_for, snapshot_of
+    from web.reads import LiveSource
+
+    registry = registry_for(lambda: snapshot_of(view, {}, {}, 0, None))
+    source = LiveSource(view, lambda period, indicator: {}, lambda: True)
+    return create_app(source, registry, view.today_date), registry
+
+
+def over_socket(units: int, year: int, years: int, rounds: int = ROUNDS) -> dict[str, float]:
+    """Wall p50/p99 of the request mix against a uvicorn serving the shape in its own
+    process, over a socket."""
+    import httpx
+
+    with socket.socket() as s:  # a free port
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = os.environ | {"PYTHONPATH": os.pathsep.join(sys.path)}
+    server = subprocess.Popen([sys.executable, "-m", "benchmarks.live", str(port), str(units),
+                               str(year), str(years)], env=env)
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}") as client:
+            for _ in range(600):  # building the view takes a few seconds
+                if server.poll() is not None:
+                    raise RuntimeError(f"the bench server stopped (exit {server.returncode})")
+                try:
+                    client.get("/healthz").raise_for_status()
+                    break
+                except httpx.TransportError:
+                    time.sleep(0.1)
+            wall: dict[str, list[float]] = {}
+            for n in range(rounds + 1):
+                for kind, path, params in _requests():
+                    started = time.perf_counter()
+                    client.get(path, params=params).raise_for_status()
+                    if n:  # the first round warms up
+                        wall.setdefault(kind, []).append((time.perf_counter() - started) * 1000)
+    finally:
+        server.terminate()
+        server.wait(30)
+    return {f"{kind}_{q}_ms": (statistics.median(v) if q == "p50" else _p(v, 99))
+            for kind, v in wall.items() for q in ("p50", "p99")}
+
+
+def serve(port: int, units: int, year: int, years: int) -> None:
+    """The shape served as `vardgaranti serve` serves: uvicorn, its view frozen."""
+    import uvicorn
+
+    from web.reads import freeze_loaded
+
+    app, _ = _app(_view(year, units, years))
+    freeze_loaded()
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False,
+                lifespan="off")
 
 
 def run(ctx: Context) -> StepResult:
@@ -167,4 +240,15 @@ def run(ctx: Context) -> StepResult:
                               f"< {AIM_GROWTH:g}", ratio < AIM_GROWTH))
         if wider is not None:
             figures.append(Figure(f"{label}, {units * 10} units (10x)", wider[key], "ms"))
+    for name in ("1 year", "10 years"):
+        n_units, years = shapes[name]
+        served = data[f"{name}, over a socket"] = over_socket(n_units, ctx.year, years)
+        for kind, label in (("aggregates", "/api/v1/aggregates"), ("at_risk", "/api/v1/at-risk")):
+            p99 = served[f"{kind}_p99_ms"]
+            figures.append(Figure(f"{label} p99 over a socket (uvicorn), {name}", p99, "ms",
+                                  f"< {AIM_API_P99_MS:g} ms", p99 < AIM_API_P99_MS))
     return StepResult(figures, data)
+
+
+if __name__ == "__main__":
+    serve(*(int(a) for a in sys.argv[1:5]))
