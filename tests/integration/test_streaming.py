@@ -140,13 +140,18 @@ def test_a_worker_joining_mid_stream_loses_and_doubles_nothing(
         def join_a_third_in(count: int) -> None:
             if not joined and count >= lines // 3:
                 joined.append(stack.worker(wait=False))
+            elif len(joined) == 1 and count >= 2 * lines // 3:
+                # the last third waits for the second worker to hold its partitions: on a
+                # loaded machine it could otherwise join after the log ended, with none of
+                # it to process
+                wait_until("the second worker to be ready", joined[0].ready, logs=stack.logs)
+                joined.append(joined[0])
 
         # published at a pace the first worker keeps up with, so that the second one joins
         # (and the group rebalances, maybe in several rounds) while events are flowing
         lines = reports[PERIODS[0]].stats.lines
         stack.publish(log_file, rate=lines / JOIN_PUBLISH_S, progress=join_a_third_in)
         second = joined[0]  # the rebalance moves half of the partitions to it
-        wait_until("the second worker to be ready", second.ready, logs=stack.logs)
         assert_store_matches(stack, reports)
         assert second.metric("vardgaranti_events_processed_total") > 0, stack.logs()
         assert first.process.poll() is None
