@@ -43,7 +43,9 @@ bench: $(STAMP)
 bench-%: $(STAMP)
 	$(BIN)/python -m benchmarks $* $(BENCH_ARGS)
 
-## soak: 10 minutes at 5x the peak inflow through a worker and a sink, lag and RSS every 30 s
+## soak: 45 minutes at 30 events/s through a worker and a sink (11 years of event time, one
+## history), lag and RSS every 30 s, the memory slope after 30 minutes (SOAK_ARGS to change)
+SOAK_ARGS ?= --rate 30 --years 20 --duration 2700 --warm-up 1800
 soak: $(STAMP)
 	$(BIN)/python -m benchmarks.soak $(SOAK_ARGS)
 
