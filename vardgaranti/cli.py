@@ -183,6 +183,7 @@ def _processes(jobs: int) -> int:
 def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
     from consumers.logs import LogError
     from consumers.replay import Pipeline, replay
+    from consumers.report import default_jobs
     from consumers.store import StoreError
     from vardgaranti.progress import line_progress
 
@@ -192,13 +193,13 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
                           ("--compression", args.compression), ("--timeout", args.timeout)):
         if value is not None:
             raise UsageError(f"{option} needs --to-kafka")
-    jobs = _processes(args.jobs)
+    jobs = _processes(default_jobs(args.files) if args.jobs is None else args.jobs)
     store = open_store(args.db or settings.database_url, settings)
     try:
         pipeline = Pipeline.restore(store, settings.rules(), settings.allowed_lateness_us,
                                     settings.grace_days)
         with line_progress("replaying") as tick:
-            stats = replay(args.files, store, pipeline, progress=tick, jobs=jobs)
+            stats = replay(args.files, store, pipeline, progress=tick, jobs=jobs, serve=False)
     except (LogError, StoreError) as exc:
         raise UsageError(str(exc)) from None
     if stats.lines == 0:
@@ -700,10 +701,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=_seconds, metavar="SECONDS",
                    help="with --to-kafka: give up connecting after this many seconds "
                    "(default: 15)")
-    p.add_argument("--jobs", type=int, default=1, metavar="N",
-                   help="processes reading and validating the lines, each for its part of "
-                   "the cases, while one evaluates and writes (default: 1, this process "
-                   "only; standard input is read by one process)")
+    p.add_argument("--jobs", type=int, metavar="N",
+                   help="processes reading the lines, each for its part of the cases, while "
+                   "this one writes; into an empty store they evaluate their cases too "
+                   "(default: one per core, one for small logs and standard input)")
 
     p = command(
         "query", "read stored aggregates",

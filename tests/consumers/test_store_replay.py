@@ -337,27 +337,66 @@ def test_bulk_rows_are_those_of_sqlite(
     assert (events, clocks) == rows(clean)
 
 
-def test_replay_with_reader_processes_stores_what_one_process_stores(tmp_path: Path) -> None:
-    """`replay --jobs`: two spawned readers, one writer; the same store and pipeline, with
-    repeated ids (a case's first event id stands) and a rejected line."""
+@pytest.mark.parametrize("jobs", [2, 3])
+def test_replay_with_reader_processes_stores_what_one_process_stores(
+    tmp_path: Path, jobs: int
+) -> None:
+    """`replay --jobs`: spawned readers, one writer; the same store and pipeline, with
+    repeated ids (a case's first event id stands) and a rejected line. The first log goes
+    into an empty store (the readers evaluate their cases), the second continues it (the
+    readers validate, the writer evaluates)."""
     events = synthetic(500)
     changed = {**events[3], "occurred_at": "2024-12-30T09:00:00+01:00"}  # same id, later
-    log = write_log(tmp_path / "year.jsonl", events + events[:20] + [changed], ("not json",))
+    first = write_log(tmp_path / "first.jsonl", events[:400] + events[:20] + [changed],
+                      ("not json",))
+    second = write_log(tmp_path / "second.jsonl", [*events[300:], changed])
     one = Store(f"sqlite:///{tmp_path / 'one.db'}")
     two = Store(f"sqlite:///{tmp_path / 'two.db'}")
     p_one, p_two = Pipeline.restore(one, Rules()), Pipeline.restore(two, Rules())
-    s_one = replay([log], one, p_one, batch=100)
-    s_two = replay([log], two, p_two, batch=100, jobs=2)
-    assert (s_two.lines, s_two.new_events, s_two.duplicates, s_two.rejected) == (
-        s_one.lines, s_one.new_events, s_one.duplicates, s_one.rejected)
 
     def rows(s: Store) -> list[list[Any]]:
         with s.engine.connect() as conn:
             return [sorted(tuple(r) for r in conn.execute(select(t)))
                     for t in (EVENTS, CLOCKS, COUNTS, DEAD)]
 
-    assert rows(two) == rows(one)
-    assert p_two.counts == p_one.counts and p_two.processed == p_one.processed
+    for log in (first, second):
+        s_one = replay([log], one, p_one, batch=100)
+        s_two = replay([log], two, p_two, batch=100, jobs=jobs)
+        assert (s_two.lines, s_two.new_events, s_two.duplicates, s_two.rejected) == (
+            s_one.lines, s_one.new_events, s_one.duplicates, s_one.rejected)
+        assert rows(two) == rows(one)
+        assert p_two.counts == p_one.counts and p_two.processed == p_one.processed
+        assert p_two.view.live() == p_one.view.live()
+        assert p_two.view.at_risk_counts() == p_one.view.at_risk_counts()
+        assert sorted(p_two.engine.clocks()) == sorted(p_one.engine.clocks())
+
+
+def test_an_interrupted_replay_with_reader_processes_resumes(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Readers evaluating their cases, the writer stopped after its first transaction: the
+    store holds whole batches of each part, and a second run (any --jobs) completes it."""
+    log = write_log(tmp_path / "year.jsonl", synthetic(800) + synthetic(50)[:30])
+    clean = Store(f"sqlite:///{tmp_path / 'clean.db'}")
+    run(clean, log)
+    original = Store.write_rows
+    calls = {"n": 0}
+
+    def crash_on_second(self: Store, *args: Any) -> None:
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        original(self, *args)
+
+    monkeypatch.setattr(Store, "write_rows", crash_on_second)
+    with pytest.raises(KeyboardInterrupt):
+        replay([log], store, Pipeline.restore(store, Rules()), batch=150, jobs=2)
+    monkeypatch.setattr(Store, "write_rows", original)
+    stored = len(Pipeline.restore(store, Rules()).engine.cases)
+    assert 0 < stored < len(Pipeline.restore(clean, Rules()).engine.cases)
+    replay([log], store, Pipeline.restore(store, Rules()), batch=150, jobs=2)
+    assert table_contents(store) == table_contents(clean)
+    assert secondary_indexes(store) == EXPECTED_INDEXES
 
 
 @pytest.mark.parametrize("mb", [None, 2])
