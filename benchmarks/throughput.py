@@ -125,6 +125,10 @@ def _replay_into(ctx: Context, url: str, *, metrics: bool) -> StepResult:
                f"< {aim:g} s", seconds < aim),
         Figure("reader processes", jobs, "processes"),
     ]
+    if jobs > 1:  # the readers hold the cases; the step's own RSS is the writer's
+        figures.append(Figure("peak RSS of the largest reader process",
+                              resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
+                              "MB"))
     if metrics:
         restored = time.perf_counter()
         pipeline.reload(store)
