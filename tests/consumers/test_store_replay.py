@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import inspect, select
 
 from consumers.replay import Pipeline, replay
@@ -369,6 +371,29 @@ def test_replay_with_reader_processes_stores_what_one_process_stores(
         assert p_two.view.live() == p_one.view.live()
         assert p_two.view.at_risk_counts() == p_one.view.at_risk_counts()
         assert sorted(p_two.engine.clocks()) == sorted(p_one.engine.clocks())
+
+
+@settings(max_examples=6, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(seed=st.integers(0, 10_000), cases=st.integers(1, 300), batch=st.integers(1, 400),
+       jobs=st.integers(2, 3))
+def test_replay_stores_the_same_whatever_the_processes(
+    tmp_path_factory: pytest.TempPathFactory, seed: int, cases: int, batch: int, jobs: int
+) -> None:
+    """Property: any log, any batch size, any number of readers: the store of one process
+    (rounds of batches cut the cases elsewhere, and the writer sums the parts' deltas)."""
+    events = synthetic(cases, seed)
+    tmp = tmp_path_factory.mktemp("jobs")
+    log = write_log(tmp / "log.jsonl", events + events[: seed % 7], ("{",))
+    stores = []
+    for n in (1, jobs):
+        s = Store(f"sqlite:///{tmp / f'{n}.db'}")
+        replay([log], s, Pipeline.restore(s, Rules()), batch=batch, jobs=n)
+        with s.engine.connect() as conn:
+            stores.append([sorted(tuple(r) for r in conn.execute(select(t)))
+                           for t in (EVENTS, CLOCKS, COUNTS, DEAD)])
+        s.engine.dispose()
+    assert stores[0] == stores[1]
 
 
 def test_an_interrupted_replay_with_reader_processes_resumes(
