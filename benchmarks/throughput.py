@@ -102,7 +102,7 @@ def replay_pg(ctx: Context) -> StepResult:
 
 
 def _replay_into(ctx: Context, url: str, *, metrics: bool) -> StepResult:
-    """As `vardgaranti replay` runs (its settings, its default processes); then, untimed
+    """As `vardgaranti replay` runs (its settings); then, untimed
     (the command has no use for it), the pipeline restored as the demo serves it."""
     from consumers.replay import Pipeline
     from consumers.replay import replay as run_replay
@@ -111,7 +111,7 @@ def _replay_into(ctx: Context, url: str, *, metrics: bool) -> StepResult:
 
     settings = Settings()
     store = Store(url)
-    jobs = replay_jobs(ctx)
+    jobs = replay_jobs()
     started = time.perf_counter()
     cpu = time.process_time()
     pipeline = Pipeline.restore(store, settings.rules(), settings.allowed_lateness_us,
@@ -143,13 +143,10 @@ def _replay_into(ctx: Context, url: str, *, metrics: bool) -> StepResult:
     return _throughput(stats.lines, seconds, cpu_s, figures)
 
 
-def replay_jobs(ctx: Context) -> int:
-    """Reader processes for the replay steps: BENCH_REPLAY_JOBS, else the command's
-    default."""
-    from consumers.report import default_jobs
-
-    given = os.environ.get("BENCH_REPLAY_JOBS")
-    return int(given) if given else default_jobs([ctx.log_path])
+def replay_jobs() -> int:
+    """Reader processes for the replay steps: BENCH_REPLAY_JOBS, else the command's default
+    (1)."""
+    return int(os.environ.get("BENCH_REPLAY_JOBS", "1"))
 
 
 def _metrics_of(pipeline: Pipeline) -> list[float]:

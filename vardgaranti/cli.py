@@ -183,7 +183,6 @@ def _processes(jobs: int) -> int:
 def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
     from consumers.logs import LogError
     from consumers.replay import Pipeline, replay
-    from consumers.report import default_jobs
     from consumers.store import StoreError
     from vardgaranti.progress import line_progress
 
@@ -193,7 +192,7 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
                           ("--compression", args.compression), ("--timeout", args.timeout)):
         if value is not None:
             raise UsageError(f"{option} needs --to-kafka")
-    jobs = _processes(default_jobs(args.files) if args.jobs is None else args.jobs)
+    jobs = _processes(args.jobs)
     store = open_store(args.db or settings.database_url, settings)
     try:
         pipeline = Pipeline.restore(store, settings.rules(), settings.allowed_lateness_us,
@@ -701,10 +700,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=_seconds, metavar="SECONDS",
                    help="with --to-kafka: give up connecting after this many seconds "
                    "(default: 15)")
-    p.add_argument("--jobs", type=int, metavar="N",
+    p.add_argument("--jobs", type=int, default=1, metavar="N",
                    help="processes reading the lines, each for its part of the cases, while "
                    "this one writes; into an empty store they evaluate their cases too "
-                   "(default: one per core, one for small logs and standard input)")
+                   "(default: 1, this process only; standard input is read by one process)")
 
     p = command(
         "query", "read stored aggregates",

@@ -15,7 +15,6 @@ from pathlib import Path
 from rich.console import Console
 
 from consumers.replay import Pipeline, replay
-from consumers.report import default_jobs
 from consumers.store import Store
 from models.indicators import INDICATORS, REGION_UNIT
 from models.measures import Period, Row, arrange
@@ -70,7 +69,7 @@ def prepare(opts: DemoOptions, settings: Settings, console: Console) -> tuple[Pi
     pipeline = Pipeline.restore(store, settings.rules(), settings.allowed_lateness_us,
                                     settings.grace_days)
     with line_progress("replaying") as tick:
-        stats = replay([log], store, pipeline, progress=tick, jobs=default_jobs([log]))
+        stats = replay([log], store, pipeline, progress=tick)
     console.print(
         f"Replayed {stats.lines:,} lines in {stats.seconds:.1f} s: {stats.new_events:,} new "
         f"events ({stats.duplicates:,} already stored or duplicated, "
