@@ -183,6 +183,7 @@ def _processes(jobs: int) -> int:
 def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
     from consumers.logs import LogError
     from consumers.replay import Pipeline, replay
+    from consumers.report import default_jobs
     from consumers.store import StoreError
     from vardgaranti.progress import line_progress
 
@@ -192,8 +193,12 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
                           ("--compression", args.compression), ("--timeout", args.timeout)):
         if value is not None:
             raise UsageError(f"{option} needs --to-kafka")
-    jobs = _processes(args.jobs)
     store = open_store(args.db or settings.database_url, settings)
+    # PostgreSQL writes in a server of its own, so readers evaluating meanwhile gain twice
+    # as much there (docs/performance.md); on SQLite two readers were not clearly faster
+    jobs = _processes(args.jobs if args.jobs is not None else
+                      default_jobs(args.files) if store.engine.dialect.name == "postgresql"
+                      else 1)
     try:
         pipeline = Pipeline.restore(store, settings.rules(), settings.allowed_lateness_us,
                                     settings.grace_days)
@@ -700,10 +705,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=_seconds, metavar="SECONDS",
                    help="with --to-kafka: give up connecting after this many seconds "
                    "(default: 15)")
-    p.add_argument("--jobs", type=int, default=1, metavar="N",
+    p.add_argument("--jobs", type=int, metavar="N",
                    help="processes reading the lines, each for its part of the cases, while "
                    "this one writes; into an empty store they evaluate their cases too "
-                   "(default: 1, this process only; standard input is read by one process)")
+                   "(default: one per core into PostgreSQL, 1 into SQLite; standard input "
+                   "is read by one process)")
 
     p = command(
         "query", "read stored aggregates",
