@@ -182,8 +182,7 @@ def _processes(jobs: int) -> int:
 
 def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
     from consumers.logs import LogError
-    from consumers.replay import Pipeline, replay
-    from consumers.report import default_jobs
+    from consumers.replay import Pipeline, default_jobs, replay
     from consumers.store import StoreError
     from vardgaranti.progress import line_progress
 
@@ -194,11 +193,7 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
         if value is not None:
             raise UsageError(f"{option} needs --to-kafka")
     store = open_store(args.db or settings.database_url, settings)
-    # PostgreSQL writes in a server of its own, so readers evaluating meanwhile gain twice
-    # as much there (docs/performance.md); on SQLite two readers were not clearly faster
-    jobs = _processes(args.jobs if args.jobs is not None else
-                      default_jobs(args.files) if store.engine.dialect.name == "postgresql"
-                      else 1)
+    jobs = _processes(default_jobs(store, args.files) if args.jobs is None else args.jobs)
     try:
         pipeline = Pipeline.restore(store, settings.rules(), settings.allowed_lateness_us,
                                     settings.grace_days)
