@@ -7,19 +7,18 @@ first, an interrupted replay resumes, and replaying a log again changes nothing.
 from __future__ import annotations
 
 import gc
-import multiprocessing
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date
 from itertools import groupby
 from operator import itemgetter
 from pathlib import Path
-from queue import Empty
-from typing import Any
 
-from consumers.logs import STDIN, LogError, ingested, read_lines, source_name
+from consumers.logs import STDIN, ingested
+from consumers.replay_parts import evaluate_part, in_parallel, validate_part
+from consumers.report import default_jobs as cores_for
 from consumers.store import Store
 from models.calendar import end_of_day_micros, local_day
 from models.clocks import ClockView, Fact, Rules
@@ -27,12 +26,11 @@ from models.countergroup import fold_through
 from models.deadletter import DeadLetter
 from models.engine import Delta, Engine
 from models.events import EVENT_TYPES
-from models.ingest import Ingested, ingest, shard_of
+from models.ingest import Ingested
 from models.live import LiveView
 from models.measures import Key
 
 BATCH = 50_000  # lines per transaction; larger batches cut cases evaluated twice
-CHUNK = 5_000  # ingested lines a `--jobs` reader hands over at once
 
 
 @dataclass
@@ -85,8 +83,16 @@ class Pipeline:
     def settle(self) -> tuple[list[tuple[str, ClockView]], dict[Key, int]]:
         """Apply pending facts: the clocks of touched cases and the counters that moved.
         The live view takes the whole batch in one synchronous step."""
-        moved: dict[Key, int] = {}
         deltas, clocks = self.engine.settle_clocks()
+        moved = self.count(deltas)
+        feed(self.view, deltas, clocks, self.engine.newest_us)
+        if self.engine.grace_days is not None and self.view.today is not None:
+            self.engine.evict(self.view.today)
+        return clocks, moved
+
+    def count(self, deltas: list[Delta]) -> dict[Key, int]:
+        """Add counter deltas to the counts: the new values of the counters they moved."""
+        moved: dict[Key, int] = {}
         if self.store is not None:  # restored in part: counters not at hand are stored
             missing = [k for k, _ in deltas if k not in self.counts]
             if missing:
@@ -94,10 +100,16 @@ class Pipeline:
         for key, n in deltas:
             self.counts[key] += n
             moved[key] = self.counts[key]
-        feed(self.view, deltas, clocks, self.engine.newest_us)
-        if self.engine.grace_days is not None and self.view.today is not None:
-            self.engine.evict(self.view.today)
-        return clocks, moved
+        return moved
+
+    def reload(self, store: Store) -> None:
+        """This pipeline as `restore` would make it now, with the same settings (after a
+        load whose cases were evaluated elsewhere); what it processed is kept."""
+        fresh = Pipeline.restore(store, self.engine.rules, self.view.lateness_us,
+                                 self.engine.grace_days)
+        fresh.view.wall_us = self.view.wall_us
+        self.engine, self.view, self.counts = fresh.engine, fresh.view, fresh.counts
+        self.rejected, self.store = fresh.rejected, fresh.store
 
     def readmit(self, store: Store) -> list[Fact]:
         """Before a settle: cases that left memory and have new events get their stored
@@ -131,63 +143,13 @@ class ReplayStats:
     seconds: float = 0.0
 
 
-def _read_part(paths: list[Path], shard: int, shards: int, out: Any) -> None:
-    """A reader process of `replay --jobs`: the lines of its part of the cases, ingested,
-    to the writer in chunks, then None (or the error that stopped it)."""
-    try:
-        chunk: list[Ingested | DeadLetter] = []
-        for path in paths:
-            name = source_name(path)
-            for lineno, raw in read_lines(path):
-                if shard_of(raw, shards) == shard:
-                    chunk.append(ingest(raw, name, lineno))
-                    if len(chunk) >= CHUNK:
-                        out.put(chunk)
-                        chunk = []
-        out.put(chunk)
-        out.put(None)
-    except Exception as exc:  # any error is the writer's to raise
-        out.put(exc)
-
-
-def _ingested_in_parallel(paths: list[Path], jobs: int) -> Iterator[Ingested | DeadLetter]:
-    """What `ingested` gives, read and validated by `jobs` processes, each for its part of
-    the cases (`shard_of`). A case's lines keep their order (one reader, one queue, read in
-    order), which is all the engine needs: a case's first event id still stands."""
-    ctx = multiprocessing.get_context("spawn")
-    queues = [ctx.Queue(maxsize=8) for _ in range(jobs)]
-    readers = [ctx.Process(target=_read_part, args=(paths, k, jobs, queues[k]), daemon=True)
-               for k in range(jobs)]
-    for reader in readers:
-        reader.start()
-    try:
-        live = list(range(jobs))
-        while live:
-            for k in list(live):
-                got = _next_chunk(queues[k], readers[k])
-                if got is None:
-                    live.remove(k)
-                elif isinstance(got, Exception):
-                    raise got
-                else:
-                    yield from got
-    finally:
-        for reader in readers:
-            if reader.is_alive():
-                reader.kill()
-            reader.join()
-
-
-def _next_chunk(queue: Any, reader: Any) -> list[Ingested | DeadLetter] | Exception | None:
-    """The reader's next chunk; an error if it died without saying why (killed, or it
-    could not start)."""
-    while True:
-        try:
-            got: list[Ingested | DeadLetter] | Exception | None = queue.get(timeout=1.0)
-            return got
-        except Empty:
-            if not reader.is_alive() and queue.empty():
-                return LogError(f"a reader process stopped (exit code {reader.exitcode})")
+def default_jobs(store: Store, paths: Iterable[Path]) -> int:
+    """Reader processes unless told: one per core into PostgreSQL, whose server writes in
+    a process of its own while they evaluate (twice as fast there); 1 into SQLite, where
+    they were not clearly faster on a shared machine (docs/performance.md)."""
+    if store.engine.dialect.name != "postgresql":
+        return 1
+    return cores_for(paths)
 
 
 def replay(
@@ -197,12 +159,61 @@ def replay(
     progress: Callable[[int], None] | None = None,
     batch: int = BATCH,
     jobs: int = 1,
+    serve: bool = True,
 ) -> ReplayStats:
-    """The logs into the store and the pipeline. With `jobs` > 1, as many processes read
-    and validate the lines (each for its part of the cases) while this one evaluates and
-    writes: the store has one writer, and the result is that of one process."""
+    """The logs into the store and the pipeline; the result is that of one process. With
+    `jobs` > 1, as many processes read the lines, each for its part of the cases
+    (consumers/replay_parts.py), and this one writes (the store has one writer): into a
+    store without events the parts evaluate their cases too and the pipeline is restored
+    from the store at the end; otherwise they validate and this process evaluates.
+    `serve=False`: nothing reads the pipeline afterwards (the `replay` command), so a load
+    the parts evaluated leaves it unrestored: only its `processed` and `rejected` hold."""
     stats = ReplayStats()
     started = time.perf_counter()
+    paths = list(paths)
+    parallel = jobs > 1 and STDIN not in paths
+    evaluate_apart = (parallel and not pipeline.engine.cases
+                      and store.newest_event_us() is None)
+    with store.loading():  # into an empty store: its secondary indexes built at the end
+        if evaluate_apart:
+            _write_parts(paths, store, pipeline, stats, progress, batch, jobs)
+        else:
+            lines = (ingested(paths) if not parallel else
+                     (line for round_ in in_parallel(validate_part, (paths,), jobs)
+                      for chunk in round_ for line in chunk))
+            _evaluate_here(lines, store, pipeline, stats, progress, batch)
+    if evaluate_apart and serve:
+        pipeline.reload(store)
+    pipeline.last_event_wall = time.time()
+    stats.seconds = time.perf_counter() - started
+    return stats
+
+
+def _write_parts(paths: list[Path], store: Store, pipeline: Pipeline, stats: ReplayStats,
+                 progress: Callable[[int], None] | None, batch: int, jobs: int) -> None:
+    """A round of batches the evaluating parts settled (one from each, over about the same
+    lines of the logs) in one transaction: their rows, and the counters their deltas
+    moved, summed here. One transaction a round, not a batch: each rewrites the running
+    sums from the earliest day it moves on."""
+    for round_ in in_parallel(evaluate_part, (paths, pipeline.engine.rules, batch), jobs):
+        deltas = [d for got in round_ for d in got.deltas]
+        store.write_rows([r for got in round_ for r in got.events],
+                         [r for got in round_ for r in got.clocks],
+                         pipeline.count(deltas), [d for got in round_ for d in got.dead])
+        for got in round_:
+            stats.lines += got.lines
+            stats.new_events += len(got.events)
+            stats.duplicates += got.duplicates
+            stats.rejected.update(d.reason for d in got.dead)
+            pipeline.processed.update(got.processed)
+        if progress is not None:
+            progress(stats.lines)
+
+
+def _evaluate_here(lines: Iterable[Ingested | DeadLetter], store: Store, pipeline: Pipeline,
+                   stats: ReplayStats, progress: Callable[[int], None] | None,
+                   batch: int) -> None:
+    """The ingested lines through this process's engine, a transaction every `batch`."""
     facts: list[tuple[str, Fact]] = []
     dead: list[DeadLetter] = []
     engine = pipeline.engine
@@ -221,24 +232,17 @@ def replay(
         if progress is not None:
             progress(stats.lines)
 
-    paths = list(paths)
-    lines = (ingested(paths) if jobs <= 1 or STDIN in paths
-             else _ingested_in_parallel(paths, jobs))
-    with store.loading():  # into an empty store: its secondary indexes built at the end
-        for got in lines:
-            stats.lines += 1
-            if isinstance(got, DeadLetter):
-                stats.rejected[got.reason] += 1
-                pipeline.rejected[got.reason] += 1
-                dead.append(got)
-            elif engine.add(got.case_id, got.fact):
-                facts.append((got.case_id, got.fact))
-                pipeline.processed[got.type] += 1
-                stats.new_events += 1
-            if len(facts) + len(dead) >= batch:
-                flush()
-        flush()
-    pipeline.last_event_wall = time.time()
+    for got in lines:
+        stats.lines += 1
+        if isinstance(got, DeadLetter):
+            stats.rejected[got.reason] += 1
+            pipeline.rejected[got.reason] += 1
+            dead.append(got)
+        elif engine.add(got.case_id, got.fact):
+            facts.append((got.case_id, got.fact))
+            pipeline.processed[got.type] += 1
+            stats.new_events += 1
+        if len(facts) + len(dead) >= batch:
+            flush()
+    flush()
     stats.duplicates = engine.duplicates - dups_before
-    stats.seconds = time.perf_counter() - started
-    return stats

@@ -38,6 +38,7 @@ from sqlmodel import SQLModel, create_engine
 
 from consumers import sqlviews
 from consumers.deadletter import DeadLetter
+from consumers.rows import TableRow, clock_rows, event_rows
 from consumers.running import Tails, with_running
 from models.calendar import end_of_day_micros, from_micros
 from models.clocks import AT_REST, ClockView, Fact
@@ -103,21 +104,6 @@ def _group_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             days[key] = (min(lo, r["day"]), max(hi, r["day"]))
     return [{"indicator": i, "unit_id": u, "first_day": lo, "last_day": hi}
             for (i, u), (lo, hi) in days.items()]
-
-
-def _clock_row(case_id: str, c: ClockView) -> dict[str, Any]:
-    return {
-        "case_id": case_id,
-        "indicator": INDICATORS[c.indicator].id,
-        "unit_id": c.unit,
-        "state": c.state,
-        "started_at": from_micros(c.start),
-        "deadline": date.fromordinal(c.deadline),
-        "fulfilled_at": from_micros(c.fulfilled) if c.fulfilled is not None else None,
-        "within": c.within,
-        "external": c.external,
-        "patient_ref": c.patient_ref,
-    }
 
 
 class Store:
@@ -250,12 +236,13 @@ class Store:
         counts: Mapping[Key, int],
         dead: Iterable[DeadLetter],
     ) -> None:
-        event_rows = [
-            {"case_id": c, "event_id": f.event_id, "ts_us": f.ts, "rank": f.rank,
-             "unit_id": f.unit, "ind": f.ind, "flag": f.flag, "text": f.text}
-            for c, f in facts
-        ]
-        clock_rows = [_clock_row(c, v) for c, v in clocks]
+        """One transaction: the new facts, the clocks of the cases they touched, the new
+        values of the counters they moved, the dead letters."""
+        self.write_rows(event_rows(facts), clock_rows(clocks), counts, dead)
+
+    def write_rows(self, events: list[TableRow], clocks: list[TableRow],
+                   counts: Mapping[Key, int], dead: Iterable[DeadLetter]) -> None:
+        """`write_batch` with the events and clocks rows built already (consumers/rows.py)."""
         live = [_counter_row(k, n) for k, n in counts.items() if n]
         gone = [_counter_row(k, 0) for k, n in counts.items() if not n]
         dead_rows = [
@@ -264,10 +251,10 @@ class Store:
         ]
         try:
             with self.engine.begin() as conn:
-                if event_rows:
-                    self._bulk(conn, EVENTS, event_rows, update=False)
-                if clock_rows:
-                    self._bulk(conn, CLOCKS, clock_rows, update=True)
+                if events:
+                    self._bulk(conn, EVENTS, events, update=False)
+                if clocks:
+                    self._bulk(conn, CLOCKS, clocks, update=True)
                 if live or gone:
                     self._write_counts(conn, live, gone)
                 if dead_rows:

@@ -9,9 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import inspect, select
 
-from consumers.replay import Pipeline, replay
+from consumers.replay import Pipeline, default_jobs, replay
 from consumers.report import build_report
 from consumers.store import CLOCKS, COUNTS, DEAD, EVENTS, Store
 from models.calendar import end_of_day_micros
@@ -337,27 +339,89 @@ def test_bulk_rows_are_those_of_sqlite(
     assert (events, clocks) == rows(clean)
 
 
-def test_replay_with_reader_processes_stores_what_one_process_stores(tmp_path: Path) -> None:
-    """`replay --jobs`: two spawned readers, one writer; the same store and pipeline, with
-    repeated ids (a case's first event id stands) and a rejected line."""
+@pytest.mark.parametrize("jobs", [2, 3])
+def test_replay_with_reader_processes_stores_what_one_process_stores(
+    tmp_path: Path, jobs: int
+) -> None:
+    """`replay --jobs`: spawned readers, one writer; the same store and pipeline, with
+    repeated ids (a case's first event id stands) and a rejected line. The first log goes
+    into an empty store (the readers evaluate their cases), the second continues it (the
+    readers validate, the writer evaluates)."""
     events = synthetic(500)
     changed = {**events[3], "occurred_at": "2024-12-30T09:00:00+01:00"}  # same id, later
-    log = write_log(tmp_path / "year.jsonl", events + events[:20] + [changed], ("not json",))
+    first = write_log(tmp_path / "first.jsonl", events[:400] + events[:20] + [changed],
+                      ("not json",))
+    second = write_log(tmp_path / "second.jsonl", [*events[300:], changed])
     one = Store(f"sqlite:///{tmp_path / 'one.db'}")
     two = Store(f"sqlite:///{tmp_path / 'two.db'}")
     p_one, p_two = Pipeline.restore(one, Rules()), Pipeline.restore(two, Rules())
-    s_one = replay([log], one, p_one, batch=100)
-    s_two = replay([log], two, p_two, batch=100, jobs=2)
-    assert (s_two.lines, s_two.new_events, s_two.duplicates, s_two.rejected) == (
-        s_one.lines, s_one.new_events, s_one.duplicates, s_one.rejected)
 
     def rows(s: Store) -> list[list[Any]]:
         with s.engine.connect() as conn:
             return [sorted(tuple(r) for r in conn.execute(select(t)))
                     for t in (EVENTS, CLOCKS, COUNTS, DEAD)]
 
-    assert rows(two) == rows(one)
-    assert p_two.counts == p_one.counts and p_two.processed == p_one.processed
+    for log in (first, second):
+        s_one = replay([log], one, p_one, batch=100)
+        s_two = replay([log], two, p_two, batch=100, jobs=jobs)
+        assert (s_two.lines, s_two.new_events, s_two.duplicates, s_two.rejected) == (
+            s_one.lines, s_one.new_events, s_one.duplicates, s_one.rejected)
+        assert rows(two) == rows(one)
+        assert p_two.counts == p_one.counts and p_two.processed == p_one.processed
+        assert p_two.view.live() == p_one.view.live()
+        assert p_two.view.at_risk_counts() == p_one.view.at_risk_counts()
+        assert sorted(p_two.engine.clocks()) == sorted(p_one.engine.clocks())
+
+
+@settings(max_examples=6, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(seed=st.integers(0, 10_000), cases=st.integers(1, 300), batch=st.integers(1, 400),
+       jobs=st.integers(2, 3))
+def test_replay_stores_the_same_whatever_the_processes(
+    tmp_path_factory: pytest.TempPathFactory, seed: int, cases: int, batch: int, jobs: int
+) -> None:
+    """Property: any log, any batch size, any number of readers: the store of one process
+    (rounds of batches cut the cases elsewhere, and the writer sums the parts' deltas)."""
+    events = synthetic(cases, seed)
+    tmp = tmp_path_factory.mktemp("jobs")
+    log = write_log(tmp / "log.jsonl", events + events[: seed % 7], ("{",))
+    stores = []
+    for n in (1, jobs):
+        s = Store(f"sqlite:///{tmp / f'{n}.db'}")
+        replay([log], s, Pipeline.restore(s, Rules()), batch=batch, jobs=n)
+        with s.engine.connect() as conn:
+            stores.append([sorted(tuple(r) for r in conn.execute(select(t)))
+                           for t in (EVENTS, CLOCKS, COUNTS, DEAD)])
+        s.engine.dispose()
+    assert stores[0] == stores[1]
+
+
+def test_an_interrupted_replay_with_reader_processes_resumes(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Readers evaluating their cases, the writer stopped after its first transaction: the
+    store holds whole batches of each part, and a second run (any --jobs) completes it."""
+    log = write_log(tmp_path / "year.jsonl", synthetic(800) + synthetic(50)[:30])
+    clean = Store(f"sqlite:///{tmp_path / 'clean.db'}")
+    run(clean, log)
+    original = Store.write_rows
+    calls = {"n": 0}
+
+    def crash_on_second(self: Store, *args: Any) -> None:
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        original(self, *args)
+
+    monkeypatch.setattr(Store, "write_rows", crash_on_second)
+    with pytest.raises(KeyboardInterrupt):
+        replay([log], store, Pipeline.restore(store, Rules()), batch=150, jobs=2)
+    monkeypatch.setattr(Store, "write_rows", original)
+    stored = len(Pipeline.restore(store, Rules()).engine.cases)
+    assert 0 < stored < len(Pipeline.restore(clean, Rules()).engine.cases)
+    replay([log], store, Pipeline.restore(store, Rules()), batch=150, jobs=2)
+    assert table_contents(store) == table_contents(clean)
+    assert secondary_indexes(store) == EXPECTED_INDEXES
 
 
 @pytest.mark.parametrize("mb", [None, 2])
@@ -371,3 +435,16 @@ def test_sqlite_page_cache_is_the_setting(tmp_path: Path, mb: int | None) -> Non
         kib = -conn.exec_driver_sql("PRAGMA cache_size").scalar_one()
     assert kib == (mb or SQLITE_CACHE_MB) * 1024
     store.engine.dispose()
+
+
+def test_default_readers_one_per_core_into_postgresql_only(store: Store, tmp_path: Path) -> None:
+    """Readers gain clearly only where the store's server writes in a process of its own."""
+    import os
+
+    big = tmp_path / "big.jsonl"
+    with big.open("wb") as fh:
+        fh.truncate(9 << 20)  # the size counts, not the lines
+    cores = len(os.sched_getaffinity(0))
+    want = cores if store.engine.dialect.name == "postgresql" else 1
+    assert default_jobs(store, [big]) == want
+    assert default_jobs(store, [write_log(tmp_path / "small.jsonl", synthetic(5))]) == 1
