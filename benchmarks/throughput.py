@@ -20,7 +20,6 @@ from benchmarks.suite import Context, Figure, StepResult
 
 if TYPE_CHECKING:  # the yardstick's process imports nothing of the project
     from consumers.replay import Pipeline
-    from consumers.store import Store
 
 
 def _throughput(events: int, seconds: float, cpu_s: float,
@@ -112,7 +111,7 @@ def _replay_into(ctx: Context, url: str, *, metrics: bool) -> StepResult:
 
     settings = Settings()
     store = Store(url)
-    jobs = replay_jobs(store, ctx)
+    jobs = replay_jobs()
     started = time.perf_counter()
     cpu = time.process_time()
     pipeline = Pipeline.restore(store, settings.rules(), settings.allowed_lateness_us,
@@ -144,13 +143,10 @@ def _replay_into(ctx: Context, url: str, *, metrics: bool) -> StepResult:
     return _throughput(stats.lines, seconds, cpu_s, figures)
 
 
-def replay_jobs(store: Store, ctx: Context) -> int:
-    """Reader processes for the replay steps: BENCH_REPLAY_JOBS, else the command's
-    default for that store."""
-    from consumers.replay import default_jobs
-
-    given = os.environ.get("BENCH_REPLAY_JOBS")
-    return int(given) if given else default_jobs(store, [ctx.log_path])
+def replay_jobs() -> int:
+    """Reader processes for the replay steps: BENCH_REPLAY_JOBS, else 1 (the command's
+    default)."""
+    return int(os.environ.get("BENCH_REPLAY_JOBS", "1"))
 
 
 def _metrics_of(pipeline: Pipeline) -> list[float]:

@@ -18,7 +18,6 @@ from pathlib import Path
 
 from consumers.logs import STDIN, ingested
 from consumers.replay_parts import evaluate_part, in_parallel, validate_part
-from consumers.report import default_jobs as cores_for
 from consumers.store import Store
 from models.calendar import end_of_day_micros, local_day
 from models.clocks import ClockView, Fact, Rules
@@ -141,15 +140,6 @@ class ReplayStats:
     duplicates: int = 0
     rejected: Counter[str] = field(default_factory=Counter)
     seconds: float = 0.0
-
-
-def default_jobs(store: Store, paths: Iterable[Path]) -> int:
-    """Reader processes unless told: one per core into PostgreSQL, whose server writes in
-    a process of its own while they evaluate (twice as fast there); 1 into SQLite, where
-    they were not clearly faster on a shared machine (docs/performance.md)."""
-    if store.engine.dialect.name != "postgresql":
-        return 1
-    return cores_for(paths)
 
 
 def replay(

@@ -182,7 +182,7 @@ def _processes(jobs: int) -> int:
 
 def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
     from consumers.logs import LogError
-    from consumers.replay import Pipeline, default_jobs, replay
+    from consumers.replay import Pipeline, replay
     from consumers.store import StoreError
     from vardgaranti.progress import line_progress
 
@@ -193,7 +193,7 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
         if value is not None:
             raise UsageError(f"{option} needs --to-kafka")
     store = open_store(args.db or settings.database_url, settings)
-    jobs = _processes(default_jobs(store, args.files) if args.jobs is None else args.jobs)
+    jobs = _processes(args.jobs)
     try:
         pipeline = Pipeline.restore(store, settings.rules(), settings.allowed_lateness_us,
                                     settings.grace_days)
@@ -700,11 +700,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=_seconds, metavar="SECONDS",
                    help="with --to-kafka: give up connecting after this many seconds "
                    "(default: 15)")
-    p.add_argument("--jobs", type=int, metavar="N",
+    p.add_argument("--jobs", type=int, default=1, metavar="N",
                    help="processes reading the lines, each for its part of the cases, while "
-                   "this one writes; into an empty store they evaluate their cases too "
-                   "(default: one per core into PostgreSQL, 1 into SQLite; standard input "
-                   "is read by one process)")
+                   "this one writes; into an empty store they evaluate their cases too and "
+                   "keep every case of their part in memory (default 1: this process only, "
+                   "which lets final cases go; standard input is read by one process)")
 
     p = command(
         "query", "read stored aggregates",

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import inspect, select
 
-from consumers.replay import Pipeline, default_jobs, replay
+from consumers.replay import Pipeline, replay
 from consumers.report import build_report
 from consumers.store import CLOCKS, COUNTS, DEAD, EVENTS, Store
 from models.calendar import end_of_day_micros
@@ -435,16 +435,3 @@ def test_sqlite_page_cache_is_the_setting(tmp_path: Path, mb: int | None) -> Non
         kib = -conn.exec_driver_sql("PRAGMA cache_size").scalar_one()
     assert kib == (mb or SQLITE_CACHE_MB) * 1024
     store.engine.dispose()
-
-
-def test_default_readers_one_per_core_into_postgresql_only(store: Store, tmp_path: Path) -> None:
-    """Readers gain clearly only where the store's server writes in a process of its own."""
-    import os
-
-    big = tmp_path / "big.jsonl"
-    with big.open("wb") as fh:
-        fh.truncate(9 << 20)  # the size counts, not the lines
-    cores = len(os.sched_getaffinity(0))
-    want = cores if store.engine.dialect.name == "postgresql" else 1
-    assert default_jobs(store, [big]) == want
-    assert default_jobs(store, [write_log(tmp_path / "small.jsonl", synthetic(5))]) == 1
