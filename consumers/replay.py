@@ -195,6 +195,7 @@ def _write_parts(paths: list[Path], store: Store, pipeline: Pipeline, stats: Rep
             stats.new_events += len(got.events)
             stats.duplicates += got.duplicates
             stats.rejected.update(d.reason for d in got.dead)
+            pipeline.rejected.update(d.reason for d in got.dead)
             pipeline.processed.update(got.processed)
         if progress is not None:
             progress(stats.lines)

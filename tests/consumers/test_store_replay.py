@@ -368,9 +368,19 @@ def test_replay_with_reader_processes_stores_what_one_process_stores(
             s_one.lines, s_one.new_events, s_one.duplicates, s_one.rejected)
         assert rows(two) == rows(one)
         assert p_two.counts == p_one.counts and p_two.processed == p_one.processed
+        assert p_two.rejected == p_one.rejected
         assert p_two.view.live() == p_one.view.live()
         assert p_two.view.at_risk_counts() == p_one.view.at_risk_counts()
         assert sorted(p_two.engine.clocks()) == sorted(p_one.engine.clocks())
+
+    # the command leaves the pipeline unrestored (it exits): its counts of lines still hold
+    three = Store(f"sqlite:///{tmp_path / 'three.db'}")
+    p_three = Pipeline.restore(three, Rules())
+    replay([first], three, p_three, batch=100, jobs=jobs, serve=False)
+    alone = Store(f"sqlite:///{tmp_path / 'alone.db'}")
+    p_first = Pipeline.restore(alone, Rules())
+    replay([first], alone, p_first, batch=100)
+    assert (p_three.processed, p_three.rejected) == (p_first.processed, p_first.rejected)
 
 
 @settings(max_examples=6, deadline=None,
