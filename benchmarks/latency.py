@@ -183,26 +183,36 @@ def query(ctx: Context) -> StepResult:
 
 
 def api(ctx: Context) -> StepResult:
-    """GET /api/v1/aggregates through the FastAPI app (in-process client)."""
-    from fastapi.testclient import TestClient
+    """GET /api/v1/aggregates through the FastAPI app, run on one event loop as uvicorn
+    runs it (httpx over the ASGI transport: no test client's second thread, see
+    benchmarks/live.py)."""
+    import asyncio
+
+    import httpx
     from prometheus_client.registry import CollectorRegistry
 
     from models.live import LiveView
     from web.api import create_app
     from web.reads import LiveSource
 
-    clients: dict[int, Any] = {}
+    loop = asyncio.new_event_loop()
+    clients: dict[int, httpx.AsyncClient] = {}
 
     def sample(store: Any, as_of: date, window: str, indicator: str | None) -> None:
         client = clients.get(id(store))
         if client is None:
             # no live figures: every period is asked of the store
             source = LiveSource(LiveView(), store.per_unit, store.ping)
-            client = clients[id(store)] = TestClient(
-                create_app(source, CollectorRegistry(), lambda: as_of))
+            app = create_app(source, CollectorRegistry(), lambda: as_of)
+            client = clients[id(store)] = httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app), base_url="http://bench")
         params = {"window": window, **({"indicator": indicator} if indicator else {})}
-        client.get("/api/v1/aggregates", params=params).raise_for_status()
+        loop.run_until_complete(client.get("/api/v1/aggregates", params=params)
+                                ).raise_for_status()
 
-    return _measured(ctx, "/api/v1/aggregates", sample)
-
-
+    try:
+        return _measured(ctx, "/api/v1/aggregates", sample)
+    finally:
+        for client in clients.values():
+            loop.run_until_complete(client.aclose())
+        loop.close()
