@@ -192,8 +192,8 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
                           ("--compression", args.compression), ("--timeout", args.timeout)):
         if value is not None:
             raise UsageError(f"{option} needs --to-kafka")
-    store = open_store(args.db or settings.database_url, settings)
     jobs = _processes(args.jobs)
+    store = open_store(args.db or settings.database_url, settings)
     try:
         pipeline = Pipeline.restore(store, settings.rules(), settings.allowed_lateness_us,
                                     settings.grace_days)
