@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import IO, cast
 
 from models.deadletter import DeadLetter
-from models.ingest import Ingested, ingest
+from models.ingest import Ingested, ingest, shard_of
 
 STDIN = Path("-")
 _GZIP_MAGIC = b"\x1f\x8b"
@@ -109,12 +109,15 @@ def source_name(path: Path) -> str:
     return _stdin_name() if path == STDIN else str(path.resolve())
 
 
-def ingested(paths: Iterable[Path]) -> Iterator[Ingested | DeadLetter]:
-    """Every line of the logs through the one ingest step."""
+def ingested(paths: Iterable[Path], shard: int = 0, shards: int = 1
+             ) -> Iterator[Ingested | DeadLetter]:
+    """Every line of the logs through the one ingest step; with `shards` > 1 only the lines
+    of part `shard` of the cases (`shard_of`), in their order."""
     for path in paths:
         name = source_name(path)
         for lineno, raw in read_lines(path):
-            yield ingest(raw, name, lineno)
+            if shards == 1 or shard_of(raw, shards) == shard:
+                yield ingest(raw, name, lineno)
 
 
 @cache

@@ -24,12 +24,12 @@ from pathlib import Path
 from queue import Empty
 from typing import Any
 
-from consumers.logs import LogError, read_lines, source_name
+from consumers.logs import LogError, ingested
 from consumers.rows import TableRow, clock_rows, event_rows
 from models.clocks import Fact, Rules
 from models.deadletter import DeadLetter
 from models.engine import Delta, Engine
-from models.ingest import Ingested, ingest, shard_of
+from models.ingest import Ingested
 
 CHUNK = 5_000  # ingested lines a validating part hands over at once
 
@@ -71,21 +71,16 @@ def evaluate_part(shard: int, shards: int, out: Any, paths: list[Path], rules: R
             gc.freeze()
             return got
 
-        for path in paths:
-            name = source_name(path)
-            for lineno, raw in read_lines(path):
-                if shard_of(raw, shards) != shard:
-                    continue
-                got.lines += 1
-                line = ingest(raw, name, lineno)
-                if isinstance(line, DeadLetter):
-                    got.dead.append(line)
-                elif add(line.case_id, line.fact):
-                    facts.append((line.case_id, line.fact))
-                    got.processed[line.type] += 1
-                if len(facts) + len(got.dead) >= batch:
-                    out.put(settled())
-                    got = Batch()
+        for line in ingested(paths, shard, shards):
+            got.lines += 1
+            if isinstance(line, DeadLetter):
+                got.dead.append(line)
+            elif add(line.case_id, line.fact):
+                facts.append((line.case_id, line.fact))
+                got.processed[line.type] += 1
+            if len(facts) + len(got.dead) >= batch:
+                out.put(settled())
+                got = Batch()
         out.put(settled())
         out.put(None)
     except Exception as exc:  # any error is the writer's to raise
@@ -97,14 +92,11 @@ def validate_part(shard: int, shards: int, out: Any, paths: list[Path]) -> None:
     None (or the error that stopped it)."""
     try:
         chunk: list[Ingested | DeadLetter] = []
-        for path in paths:
-            name = source_name(path)
-            for lineno, raw in read_lines(path):
-                if shard_of(raw, shards) == shard:
-                    chunk.append(ingest(raw, name, lineno))
-                    if len(chunk) >= CHUNK:
-                        out.put(chunk)
-                        chunk = []
+        for line in ingested(paths, shard, shards):
+            chunk.append(line)
+            if len(chunk) >= CHUNK:
+                out.put(chunk)
+                chunk = []
         out.put(chunk)
         out.put(None)
     except Exception as exc:
