@@ -16,9 +16,12 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from benchmarks.suite import Context, Figure, StepResult
+
+if TYPE_CHECKING:
+    import httpx
 
 UNITS = 100
 HISTORIES = (1, 10)  # years stored, ending with the benchmark year
@@ -182,13 +185,19 @@ def query(ctx: Context) -> StepResult:
     return _measured(ctx, "query", sample)
 
 
+def asgi_client(app: Any) -> httpx.AsyncClient:
+    """A client calling `app` on the caller's event loop, as uvicorn runs it: the test
+    client runs the app in a second thread and hands each request across, which took as
+    much CPU as the app itself (docs/live-view.md, "Read cost, measured")."""
+    import httpx
+
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://bench")
+
+
 def api(ctx: Context) -> StepResult:
-    """GET /api/v1/aggregates through the FastAPI app, run on one event loop as uvicorn
-    runs it (httpx over the ASGI transport: no test client's second thread, see
-    benchmarks/live.py)."""
+    """GET /api/v1/aggregates through the FastAPI app, on one event loop (`asgi_client`)."""
     import asyncio
 
-    import httpx
     from prometheus_client.registry import CollectorRegistry
 
     from models.live import LiveView
@@ -203,9 +212,8 @@ def api(ctx: Context) -> StepResult:
         if client is None:
             # no live figures: every period is asked of the store
             source = LiveSource(LiveView(), store.per_unit, store.ping)
-            app = create_app(source, CollectorRegistry(), lambda: as_of)
-            client = clients[id(store)] = httpx.AsyncClient(
-                transport=httpx.ASGITransport(app=app), base_url="http://bench")
+            client = clients[id(store)] = asgi_client(
+                create_app(source, CollectorRegistry(), lambda: as_of))
         params = {"window": window, **({"indicator": indicator} if indicator else {})}
         loop.run_until_complete(client.get("/api/v1/aggregates", params=params)
                                 ).raise_for_status()

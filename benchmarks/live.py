@@ -8,8 +8,7 @@ is 10× the groups, so there it grows with what is shown.
 
 Each shape is served as a server serves it: its view frozen out of the cycle collector
 after loading (web.reads.freeze_loaded, as both runtimes do) and its app run on one event
-loop, as uvicorn runs it (an httpx client over the ASGI transport on that loop; the test
-client's second thread and its hand-over took as much CPU as the app). After a warm-up round, the
+loop, as uvicorn runs it (benchmarks.latency.asgi_client). After a warm-up round, the
 shapes take turns, round by round, with the same request mix, so that the machine's load
 falls on all of them alike: per round every window region-wide and for one indicator, and
 the worklist's first page region-wide, for one indicator and for one unit, three times.
@@ -34,7 +33,7 @@ import time
 from datetime import date
 from typing import Any
 
-from benchmarks.latency import counters
+from benchmarks.latency import asgi_client, counters
 from benchmarks.suite import Context, Figure, StepResult
 
 AIM_METRICS_MS = 50.0
@@ -87,11 +86,8 @@ class _Shape:
     """One view served by its app, and what its requests took."""
 
     def __init__(self, view: Any) -> None:
-        import httpx
-
         app, self.registry = _app(view)
-        self.client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                        base_url="http://bench")
+        self.client = asgi_client(app)
         self.wall: dict[str, list[float]] = {}
         self.cpu: dict[str, list[float]] = {}
 
@@ -183,6 +179,8 @@ def over_socket(units: int, year: int, years: int, rounds: int = ROUNDS) -> dict
                     break
                 except httpx.TransportError:
                     time.sleep(0.1)
+            else:
+                raise RuntimeError("the bench server did not answer /healthz within a minute")
             wall: dict[str, list[float]] = {}
             for n in range(rounds + 1):
                 for kind, path, params in _requests():
