@@ -65,7 +65,10 @@ from web.reads import LiveSource, NotKept, freeze_loaded
 
 log = logging.getLogger("vardgaranti.worker")
 _EVENT_ID = Fact._fields.index("event_id")  # in a fact of a case's JSON form
-RETRY_DAYS = 7  # a final case not yet in the store: days until it is looked up again
+# a final case not yet in the store is looked up again after the first days, the wait
+# doubling up to the second: a backlog run ahead of its sink would otherwise ask the store
+# about every final case every week until the end of the log
+RETRY_DAYS = (7, 56)
 # an unreachable store while cases that may have left are looked up: the batch waits,
 # asking again after these seconds, doubling up to the last
 STORE_RETRY = (0.5, 30.0)
@@ -87,6 +90,7 @@ class Worker:
         self.evicted = 0
         self._leaving: dict[int, set[bytes]] = {}  # date a final case may leave -> cases
         self._leaves_on: dict[bytes, int] = {}  # case -> its latest date in `_leaving`
+        self._retry: dict[bytes, int] = {}  # case missed in the store -> its next wait, days
         self.rules = s.rules()
         self.view = LiveView(s.allowed_lateness_us, wall_us if s.live_watermark else None)
         self.processed: Counter[str] = Counter()
@@ -202,6 +206,7 @@ class Worker:
     def _note_if_final(self, key: bytes, state: CaseState) -> None:
         if self.archive is not None:
             leave = state.leaves_on(state.clocks, self.grace_days)
+            self._retry.pop(key, None)  # touched: its new facts are looked up afresh
             if leave is None:
                 self._leaves_on.pop(key, None)  # a clock reopened: its old date is stale
             else:
@@ -216,7 +221,7 @@ class Worker:
         changelog (the sink keeps their rows), acknowledged in the case writes' turn, so
         that a later write of the same case cannot reach the changelog before it. Not yet
         in the store (the sink is behind, or a backlog is being replayed faster than it
-        writes): tried again RETRY_DAYS later."""
+        writes): tried again some days later (RETRY_DAYS)."""
         today = self.view.today
         if self.archive is None or today is None:
             return
@@ -245,10 +250,14 @@ class Worker:
                 value = self.m.cases.data.get(key)
                 if value is None:
                     continue
-                have = {f.event_id for f in stored.get(key.decode(), ())}
-                if not all(f[_EVENT_ID] in have for f in value["f"]):
-                    self._leave_on(key, today + RETRY_DAYS)  # not in the store yet
+                facts = stored.get(key.decode())
+                have = {f.event_id for f in facts or ()}
+                if not have or not all(f[_EVENT_ID] in have for f in value["f"]):
+                    wait = self._retry.get(key, RETRY_DAYS[0])  # not in the store yet
+                    self._retry[key] = min(2 * wait, RETRY_DAYS[1])
+                    self._leave_on(key, today + wait)
                     continue
+                self._retry.pop(key, None)
                 out.drop(self.m.cases, int(value["p"]), key)
             dropped = out.count
             await out.deliver(self.producer())
@@ -476,7 +485,7 @@ class Worker:
         self._assignment = assignment
         mine = {(tp.topic, tp.partition) for tp in assignment}
         self.view.reset()
-        self._leaving, self._leaves_on = {}, {}
+        self._leaving, self._leaves_on, self._retry = {}, {}, {}
         self._day_groups = self._days_of(mine)
         self._due = set()
         self.view.apply(self._counters())

@@ -186,6 +186,39 @@ def test_final_cases_leave_the_table_and_late_events_read_them_back(
     store.engine.dispose()
 
 
+def test_a_final_case_missing_from_the_store_is_looked_up_less_and_less_often(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A backlog run ahead of its sink: a final case the store does not hold is asked for
+    again after 7 days, the wait doubling up to 56 (not every week to the end of the log)."""
+    store = Store(f"sqlite:///{tmp_path / 'archive.db'}")  # no sink: it stays empty
+    worker = fake_worker(archive=store, grace_days=0)
+    driver = Driver(worker)
+    asked: list[int] = []
+    answer = store.facts_of
+
+    def facts_of(case_ids: list[str]) -> Any:
+        today = worker.today()
+        if "pvv" in case_ids and today is not None:  # not the read-back of its first batch
+            asked.append(today.timetuple().tm_yday)
+        return answer(case_ids)
+
+    monkeypatch.setattr(store, "facts_of", facts_of)
+
+    async def go() -> None:
+        await driver.events([orjson.dumps(e) for e in (
+            ev("referral.issued", "pvv", "2024-01-02T10:00:00+01:00", pathway="specialist"),
+            ev("wait.paused", "pvv", "2024-01-05T10:00:00+01:00", reason="patient_choice"))])
+        for day in range(6, 366):  # one new case a day moves the day on
+            on = date.fromordinal(date(2024, 1, 1).toordinal() + day - 1)
+            await driver.events([orjson.dumps(ev(
+                "referral.issued", f"c{day}", f"{on}T10:00:00+01:00", pathway="specialist"))])
+
+    asyncio.run(go())
+    assert asked == [6, 13, 27, 55, 111, 167, 223, 279, 335], asked
+    assert b"pvv" in worker.m.cases.data  # never in the store: kept
+    store.engine.dispose()
+
+
 def test_an_excluded_case_leaves_the_table_and_a_resume_reads_it_back(tmp_path: Path) -> None:
     """A clock the patient chose to leave (PVV) is at rest: the case leaves like a final one
     once the store holds it, and a resume months later restarts the clock exactly."""
