@@ -699,7 +699,10 @@ def _category(stack: list[str]) -> str:
     return "asyncio event loop" if loop >= 0 else "other"
 
 
-_IDLE = ("EpollSelector.select ", "Condition.wait ", "Event.wait ")
+# leaves that wait: the event loop's poll, a thread's wait, and an idle thread of the pool
+# the store look-ups run in (blocked in its queue's `get`, which has no Python frame)
+_IDLE = ("EpollSelector.select ", "Condition.wait ", "Event.wait ",
+         "_worker (concurrent/futures/thread.py)")
 
 
 @dataclass

@@ -21,6 +21,7 @@ from consumers.kafka_config import check as check_kafka
 from models.settings import Settings
 from streams.acks import FetchedNotDropped, TakenOnly
 from streams.drain import drain_messages
+from streams.intake import Intake
 from streams.recovery import HeldResume, SeekingTableManager
 
 CASES_TABLE = "cases"
@@ -80,10 +81,12 @@ class _Transport(faust_aiokafka.Transport):
 
 
 class MonitorApp(faust.App):
-    """A Faust app whose worker consumer waits on a fetch at most `fetch_max_wait_ms`."""
+    """A Faust app whose worker consumer waits on a fetch at most `fetch_max_wait_ms`, and
+    hands the records of the topics in `intakes` to their agents whole (streams/intake.py)."""
 
     def __init__(self, id: str, *, fetch_max_wait_ms: int, **config: Any) -> None:
         self.fetch_max_wait_ms = fetch_max_wait_ms
+        self.intakes: dict[str, Intake] = {}
         super().__init__(id, **config)
 
     def _new_transport(self) -> TransportT:

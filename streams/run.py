@@ -1,18 +1,18 @@
 """`vardgaranti worker`: the Faust worker with its agents and its HTTP server.
 
-The agents take events in batches (up to BATCH, or what arrived within WITHIN seconds):
-one evaluation per case per event, but one round of acknowledged sends per batch. The API
+The agents take their topics' records in batches as they were fetched (up to BATCH, see
+streams/intake.py): one evaluation per case per event, but one round of acknowledged sends
+per batch. The API
 and /metrics are our FastAPI app (web/api.py), served by uvicorn inside the worker's event
 loop so that it reads the agents' state without locks.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import gc
 import logging
-from collections.abc import Coroutine, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import uvicorn
@@ -20,14 +20,14 @@ from faust import Worker as FaustWorker
 
 from consumers.store import Store, StoreError
 from models.settings import Settings
-from streams.app import Monitor, build
+from streams.app import Monitor, MonitorApp, build
+from streams.intake import Intake
 from streams.waiting import broker_answers
 from streams.worker import Worker
 from web.api import create_app
 from web.metrics import registry_for
 
-BATCH = 2000
-WITHIN = 0.2  # seconds: the longest an event waits for its batch to fill
+BATCH = 4000
 TICK = 30.0  # seconds between notice checks on the wall clock (live watermark only)
 # The cycle collector's thresholds: with the defaults (700, 10, 10) it ran every few
 # hundred messages and walked the tables' many small objects again and again, close to half
@@ -51,15 +51,20 @@ def wire(monitor: Monitor) -> Worker:
     app, settings = monitor.app, monitor.settings
     worker = Worker(monitor, open_archive(settings))
 
+    # the agents subscribe the topics; their streams stay unread, the fetch loop hands the
+    # records to the intakes instead (streams/intake.py)
+    assert isinstance(app, MonitorApp)
+    events = Intake(app, monitor.events.get_topic_name(), BATCH)
+    deltas = Intake(app, monitor.deltas.get_topic_name(), BATCH)
+    app.intakes.update({i.topic: i for i in (events, deltas)})
+
     @app.agent(monitor.events, name="clocks")
     async def clocks(stream: Any) -> None:
-        async for batch in stream.take_events(BATCH, within=WITHIN):
-            await _whole(worker.on_events(batch))
+        await events.serve(worker.on_events)
 
     @app.agent(monitor.deltas, name="counters")
     async def counters(stream: Any) -> None:
-        async for batch in stream.take_events(BATCH, within=WITHIN):
-            await _whole(worker.on_deltas(batch))
+        await deltas.serve(worker.on_deltas)
 
     app.timer(interval=TICK)(worker.tick)
 
@@ -87,21 +92,6 @@ def open_archive(settings: Settings) -> Store | None:
     except StoreError as exc:
         log.warning("final cases stay in memory: %s", exc)
         return None
-
-
-async def _whole(step: Coroutine[Any, Any, None]) -> None:
-    """Finish a batch even when the worker is stopped in the middle of it.
-
-    Faust acknowledges a batch's events when its `take_events` generator is closed, also
-    when the agent was cancelled half-way; the offsets committed at shutdown would then
-    skip events whose deltas were never sent. A stop therefore waits for the batch.
-    """
-    task = asyncio.ensure_future(step)
-    try:
-        await asyncio.shield(task)
-    except asyncio.CancelledError:
-        await task
-        raise
 
 
 def run(settings: Settings, loglevel: str = "info", **overrides: Any) -> int:

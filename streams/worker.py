@@ -30,7 +30,7 @@ import asyncio
 import logging
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from datetime import date
 from typing import Any
 
@@ -60,6 +60,7 @@ from models.measures import Key, Period, Row, accumulate
 from models.notices import due
 from streams.app import Monitor
 from streams.changelog import Outbox, Producer, producer_of
+from streams.intake import Batch
 from web.metrics import MetricsSnapshot, snapshot_of
 from web.reads import LiveSource, NotKept, freeze_loaded
 
@@ -125,7 +126,7 @@ class Worker:
 
     # ------------------------------------------------------------ events -> cases -> deltas
 
-    async def on_events(self, batch: Sequence[Any]) -> None:
+    async def on_events(self, batch: Batch) -> None:
         self.refresh()
         touched: dict[bytes, CaseState] = {}
         contributions: dict[bytes, list[Key]] = {}  # of a touched case: its next event's old
@@ -138,9 +139,8 @@ class Worker:
         duplicates = 0
         batch_in = []
         self._taken(batch)
-        for event in batch:
-            msg = event.message
-            raw = event.value if isinstance(event.value, bytes) else bytes(event.value or b"")
+        for msg in batch:
+            raw = msg.value if isinstance(msg.value, bytes) else bytes(msg.value or b"")
             batch_in.append((msg, ingest(raw, f"{msg.topic}/{msg.partition}/{msg.offset}")))
         back = await self._read_back({got.case_id.encode() for _, got in batch_in
                                 if not isinstance(got, DeadLetter)})
@@ -347,16 +347,15 @@ class Worker:
 
     # ------------------------------------------------------------ deltas -> counters
 
-    async def on_deltas(self, batch: Sequence[Any]) -> None:
+    async def on_deltas(self, batch: Batch) -> None:
         self.refresh()
         groups: dict[bytes, CounterGroup] = {}
         applied: list[tuple[Key, int]] = []
         newest = None
         self._taken(batch)
-        for event in batch:
-            msg = event.message
-            ind, unit = parse_route_key(bytes(msg.key))
-            body = orjson.loads(event.value)
+        for msg in batch:
+            ind, unit = parse_route_key(bytes(msg.key or b""))
+            body = orjson.loads(msg.value or b"null")
             source = int(body["p"])
             if body.get("w") is not None:
                 newest = max(newest or 0, int(body["w"]))
@@ -462,11 +461,11 @@ class Worker:
         return all(self.positions.get(tp, 0) >= high
                    for tp, high in self._restart_point[1].items())
 
-    def _taken(self, batch: Sequence[Any]) -> None:
+    def _taken(self, batch: Batch) -> None:
         """Moves the positions (for the lag) past a batch; offsets the consumer passed over
         are a warning: once the offsets after them are committed, nothing reads them again."""
         for topic, partition, first, last in skipped(self.positions, (
-                (e.message.topic, e.message.partition, e.message.offset) for e in batch)):
+                (r.topic, r.partition, r.offset) for r in batch)):
             log.warning("%s p%d: offsets %d-%d passed over, not taken", topic, partition,
                         first, last)
 
@@ -582,5 +581,5 @@ class Worker:
         return bool(tables.recovery.completed.is_set())
 
 
-def _spans(batch: Sequence[Any]) -> str:
-    return describe((e.message.topic, e.message.partition, e.message.offset) for e in batch)
+def _spans(batch: Batch) -> str:
+    return describe((r.topic, r.partition, r.offset) for r in batch)

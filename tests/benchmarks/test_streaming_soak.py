@@ -165,6 +165,7 @@ def test_read_profile_separates_the_idle_loop_from_busy_threads(tmp_path: Path) 
         f"{main};Handle._run (asyncio/events.py:80);parse_event (models/events.py:9) 40",
         f"{thread};Condition.wait (threading.py:327) 500",
         f"{thread};metrics (web/api.py:80) 10",
+        "Thread._bootstrap (threading.py:1002);_worker (concurrent/futures/thread.py:83) 700",
     ]))
     prof = read_profile(raw)
     assert (prof.samples, prof.idle, prof.busy) == (100, 60, 50)

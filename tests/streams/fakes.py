@@ -25,16 +25,13 @@ class TP(NamedTuple):
 
 
 @dataclass
-class Message:
+class Record:
+    """A fetched record, as streams.intake hands it to an agent."""
+
     topic: str
     partition: int
     offset: int
     key: bytes | None
-
-
-@dataclass
-class Event:
-    message: Message
     value: bytes
 
 
@@ -179,7 +176,7 @@ class Driver:
         batch = []
         for line in lines:
             p = zlib.crc32(_case_id(line)) % self.partitions
-            batch.append(Event(Message("ev", p, self.offsets[p], None), line))
+            batch.append(Record("ev", p, self.offsets[p], None, line))
             self.offsets[p] += 1
         await self.worker.on_events(batch)
         await self.deltas()
@@ -189,7 +186,7 @@ class Driver:
         sent, topic.sent = topic.sent, []
         batch = []
         for key, value in sent:
-            batch.append(Event(Message("deltas", 0, self.delta_offset, key), value))
+            batch.append(Record("deltas", 0, self.delta_offset, key, value))
             self.delta_offset += 1
         if batch:
             await self.worker.on_deltas(batch)

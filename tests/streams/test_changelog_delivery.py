@@ -63,8 +63,7 @@ class Broker:
 
 
 def _record(topic: str, offset: int, key: bytes | None, value: Any) -> Any:
-    return SimpleNamespace(message=SimpleNamespace(topic=topic, partition=0, offset=offset,
-                                                   key=key), value=value)
+    return SimpleNamespace(topic=topic, partition=0, offset=offset, key=key, value=value)
 
 
 class FakeTopic:

@@ -21,9 +21,8 @@ import orjson
 from models.casestate import CaseState
 from streams.worker import Worker
 from tests.streams.fakes import (
-    Event,
     FakeProducer,
-    Message,
+    Record,
     _Batch,
     fake_worker,
     faust_producer,
@@ -38,8 +37,8 @@ def line(event_id: str, kind: str, case: str, at: str, **attributes: str) -> byt
                          "attributes": attributes})
 
 
-def event(offset: int, raw: bytes) -> Event:
-    return Event(Message("ev", 0, offset, None), raw)
+def event(offset: int, raw: bytes) -> Record:
+    return Record("ev", 0, offset, None, raw)
 
 
 class GatedProducer(FakeProducer):
