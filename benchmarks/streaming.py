@@ -4,6 +4,8 @@ and one worker (issue 6), with an optional py-spy profile of the worker.
 Every pass has its own app id, topics and store (tests/support/streaming.py `Stack`), on a
 mock broker started for the run or on the Kafka named by VARDGARANTI_BENCH_KAFKA_BOOTSTRAP:
 
+0. `vardgaranti report` over the same log, in this process before anything else runs (best
+   of three): the embedded path's rate, which the worker's is compared with.
 1. backlog: the whole generated log is published first (the publish rate), then ONE
    `vardgaranti worker` is started and timed from ready until its /metrics account for every
    line (processed + rejected + duplicates = lines) with no consumer lag on the events or
@@ -38,7 +40,7 @@ from bisect import bisect_left
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from types import FrameType
 from zoneinfo import ZoneInfo
@@ -759,7 +761,23 @@ def profile_tables(raw: Path, top: int = 12) -> list[Table]:
 # ---------------------------------------------------------------- the whole run
 
 
-STEP_SCALE = 0.005  # ~18 k lines: a few minutes through one worker on the test broker
+STEP_SCALE = 0.01  # ~37 k lines: a few minutes through one, two and three workers
+
+def report_rate(path: Path, year: int, rounds: int = 3) -> float:
+    """Events/s of `vardgaranti report` over the log (the month to date at the year's end,
+    its default processes), the best of `rounds`: the rate the worker's is held to."""
+    from consumers.report import build_report, default_jobs
+    from models.measures import Period
+
+    as_of = date(year, 12, 31)
+    best = 0.0
+    for _ in range(rounds):
+        started = time.perf_counter()
+        result = build_report([path], Period.of(as_of.replace(day=1), as_of, as_of),
+                              jobs=default_jobs([path]))
+        best = max(best, result.stats.lines / (time.perf_counter() - started))
+    return best
+
 
 def run(scale: float = 0.03, year: int = 2024, partitions: int = 6, *, with_sink: bool = True,
         rate: float = 20.0, seconds: float = 15.0, poll_s: float = 0.01,
@@ -768,7 +786,7 @@ def run(scale: float = 0.03, year: int = 2024, partitions: int = 6, *, with_sink
     """All passes; the figures as a flat dict (seconds, events/s, MB)."""
     console = console or Console()
     path = log_file(scale, year, console)
-    out: dict[str, float] = {}
+    out: dict[str, float] = {"report_events_per_s": report_rate(path, year)}
     with broker() as (bootstrap, mock), tempfile.TemporaryDirectory(prefix="vg-bench-") as tmp:
 
         def stack(name: str) -> BenchStack:
@@ -785,6 +803,7 @@ def run(scale: float = 0.03, year: int = 2024, partitions: int = 6, *, with_sink
             out.update(lines=b.lines, publish_events_per_s=b.lines / b.publish_s,
                        worker_startup_s=b.startup_s, worker_s=b.worker_s,
                        worker_events_per_s=b.lines / b.worker_s, worker_rss_mb=b.rss_mb,
+                       worker_share_of_report=b.lines / b.worker_s / out["report_events_per_s"],
                        bare_consumer_events_per_s=b.lines / b.bare_s,
                        worker_share_of_bare=b.bare_s / b.worker_s,
                        worker_events_per_cpu_s=b.lines / b.worker_cpu_s,
@@ -864,6 +883,8 @@ def table(r: dict[str, float], path: Path, mock: bool) -> Table:
          f"{r['worker_restart_ready_s']:.1f} / {r['sink_ready_s']:.1f} / "
          f"{r['sink_restart_ready_s']:.1f}"),
         ("one worker, events/s", f"{r['worker_events_per_s']:,.0f}"),
+        ("`report` on the same log (embedded), events/s; one worker as a share of it",
+         f"{r['report_events_per_s']:,.0f}; {r['worker_share_of_report']:.0%}"),
         ("bare aiokafka consumer, same topic (ceiling), events/s",
          f"{r['bare_consumer_events_per_s']:,.0f}"),
         ("one worker, share of the ceiling", f"{r['worker_share_of_bare']:.1%}"),
@@ -970,6 +991,8 @@ def step(ctx: Context) -> StepResult:
         Figure("one worker, backlog", rate, "events/s", "≥ 10 000", rate >= 10_000),
         Figure("one worker, per CPU second", figures["worker_events_per_cpu_s"], "events/s",
                "≥ 10 000", figures["worker_events_per_cpu_s"] >= 10_000),
+        Figure("one worker / report on the same log", figures["worker_share_of_report"], "×",
+               "≥ 0.2", figures["worker_share_of_report"] >= 0.2),
         *(Figure(f"{n} workers, backlog", figures[f"workers{n}_events_per_s"], "events/s",
                  "counters as one worker's", bool(figures[f"workers{n}_same_counters"]))
           for n in (2, 3)),

@@ -22,6 +22,7 @@ from benchmarks.streaming import (
     pct,
     probe_event,
     read_profile,
+    report_rate,
     total,
 )
 from models.events import Rejection, parse_event
@@ -195,3 +196,14 @@ def test_soak_years_make_one_history_whose_clocks_close(
     lines = [x[3] for x in merged]  # interleaved by event time, not one year after the other
     last_kept = next(x[3] for x in reversed(first) if x[1] not in cut)
     assert lines.index(second[0][3]) < lines.index(last_kept)
+
+
+def test_the_report_rate_counts_every_line_of_the_log(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """The rate the worker is held to: the log's lines over `report`'s time on it."""
+    path = tmp_path / "year.jsonl.gz"
+    generate(path, 2024, seed=3, scale=0.001, progress=False)
+    lines = len(gzip.decompress(path.read_bytes()).splitlines())
+    clock = iter([10.0, 12.0, 20.0, 24.0])  # two rounds: 2 s and 4 s
+    monkeypatch.setattr("benchmarks.streaming.time.perf_counter", lambda: next(clock))
+    assert report_rate(path, 2024, rounds=2) == pytest.approx(lines / 2)
