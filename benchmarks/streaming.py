@@ -761,7 +761,7 @@ def profile_tables(raw: Path, top: int = 12) -> list[Table]:
 # ---------------------------------------------------------------- the whole run
 
 
-STEP_SCALE = 0.01  # ~37 k lines: a few minutes through one, two and three workers
+STEP_SCALE = 0.03  # ~112 k lines: ~10 s through one worker, long enough for its steady rate
 
 def report_rate(path: Path, year: int, rounds: int = 3) -> float:
     """Events/s of `vardgaranti report` over the log (the month to date at the year's end,
