@@ -100,4 +100,11 @@ def test_the_loop_is_the_one_of_the_faust_version_it_was_copied_from() -> None:
     assert faust.__version__ == "0.15.3"
     faust_loop = inspect.getsource(Consumer._drain_messages)
     assert "await self.wait_first(\n                                callback(message)" in faust_loop
+    # and the checks of `getmany`, which the loop folds in: a stopped flow, a new
+    # generation, the active partitions, the end offsets for Faust's monitor
+    faust_getmany = inspect.getsource(Consumer.getmany)
+    for check in ("if not self.flow_active:", "await self.perform_seek()",
+                  "if new_generation_id != generation_id:", "tp in self._buffered_partitions",
+                  "self.app.monitor.track_tp_end_offset(tp, highwater_mark)"):
+        assert check in faust_getmany, check
     assert inspect.iscoroutinefunction(drain_messages)
