@@ -24,7 +24,7 @@ from streams.acks import FetchedNotDropped, TakenOnly
 from streams.drain import drain_messages
 from streams.intake import Intake
 from streams.recovery import HeldResume, SeekingTableManager
-from streams.restore import BulkTable
+from streams.restore import BulkTable, ChangelogConductor
 
 CASES_TABLE = "cases"
 COUNTS_TABLE = "counts"
@@ -80,6 +80,7 @@ class _Consumer(FetchedNotDropped, TakenOnly, HeldResume, faust_aiokafka.Consume
 
 class _Transport(faust_aiokafka.Transport):
     Consumer = _Consumer
+    Conductor = ChangelogConductor  # changelog records undecoded (streams/restore.py)
 
 
 class MonitorApp(faust.App):

@@ -9,9 +9,10 @@ busy time (docs/performance.md, "Ready in seconds"). Here the records waiting in
 are taken at once and the remaining count is made once per take.
 
 The tables' changelog values are JSON written by the worker itself (streams/changelog.py).
-Faust decoded each value through its codec registry as the record arrived; here the
-changelog topics hand on the raw bytes and `BulkTable` decodes a buffer of them with orjson
-straight into the in-memory store.
+Faust decoded each value through its codec registry as the record arrived, and before that
+waited for room in its producer buffer (a settings look-up per record); here a fetched
+changelog record goes onto the recovery's queue as it came (`ChangelogHandler`), and
+`BulkTable` decodes a buffer of values with orjson straight into the in-memory store.
 """
 
 from __future__ import annotations
@@ -24,10 +25,13 @@ from typing import Any
 
 import faust
 import orjson
+from faust import stores
 from faust.stores.memory import Store as MemoryStore
 from faust.tables.recovery import Recovery
-from faust.types import EventT
+from faust.transport.conductor import Conductor
+from faust.types import TP, EventT, Message, StoreT
 from mode import Service
+from yarl import URL
 
 log = logging.getLogger("vardgaranti.worker")
 # seconds without a changelog record before the end of the recovery is checked anyway
@@ -35,8 +39,29 @@ log = logging.getLogger("vardgaranti.worker")
 IDLE_CHECK_S = 5.0
 
 
+class DictStore(MemoryStore[Any, Any]):
+    """Faust's in-memory store with a dict's own `get` and `pop`: its mapping base class
+    looks a key up through `__getitem__` and a KeyError when it is missing, which the live
+    view's rebuild after a restart (a checkpoint asked for per counter group) and the
+    agents do for most keys they ask about."""
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        return self.data.get(key, default)
+
+    def pop(self, key: Any, *default: Any) -> Any:
+        return self.data.pop(key, *default)
+
+
 class BulkTable(faust.Table[bytes, Any]):
     """A table in memory whose changelog values are JSON, applied a buffer at a time."""
+
+    def _new_store_by_url(self, url: str | URL) -> StoreT[Any, Any]:
+        kind = stores.by_url(url)
+        store: StoreT[Any, Any] = (DictStore if kind is MemoryStore else kind)(
+            url, self.app, self, table_name=self.name, key_type=self.key_type,
+            key_serializer=self.key_serializer, value_serializer=self.value_serializer,
+            value_type=self.value_type, loop=self.loop, options=self.options)
+        return store
 
     def apply_changelog_batch(self, batch: Iterable[EventT[Any]]) -> None:
         store = self.data
@@ -138,3 +163,51 @@ class BulkRecovery(Recovery):
             self.flush_buffers()  # what is left in the buffers
             self._set_recovery_ended()
             self.signal_recovery_end.set()
+
+
+class ChangelogHandler:
+    """A fetched record of a table's changelog onto the recovery's queue, undecoded (the
+    table's keys and values are raw bytes), as Faust's conductor puts it there otherwise:
+    after the flow control lets it (a rebalance holds it), the queue's pressure reported
+    for its partition, a full queue waited on. Not waited for: room in the producer buffer,
+    which the worker does not write through (streams/changelog.py)."""
+
+    def __init__(self, conductor: Conductor, tp: TP, channel: Any) -> None:
+        app: Any = conductor.app
+        self.tp, self.channel, self.queue, self.app = tp, channel, channel.queue, app
+        self.event = app.conf.Event  # a settings look-up, once
+        self.acquire_flow_control = app.flow_control.acquire
+        self.on_topic_buffer_full = app.sensors.on_topic_buffer_full
+        self.consumer = app.consumer
+
+    async def __call__(self, message: Message) -> None:
+        await self.acquire_flow_control()
+        message.refcount += 1
+        event = self.event(self.app, message.key, message.value, message.headers, message)
+        if self.queue.full():
+            self.on_topic_buffer_full(self.tp)
+            await self.channel.put(event)
+            return
+        self.queue.put_nowait_enhanced(event, on_pressure_high=self.on_pressure_high,
+                                       on_pressure_drop=self.on_pressure_drop)
+
+    def on_pressure_high(self) -> None:
+        self.on_topic_buffer_full(self.tp)
+        self.consumer.on_buffer_full(self.tp)
+
+    def on_pressure_drop(self) -> None:
+        self.consumer.on_buffer_drop(self.tp)
+
+
+class ChangelogConductor(Conductor):
+    """Faust's conductor, with `ChangelogHandler` for a partition of a table's changelog
+    that only its table reads with raw keys and values."""
+
+    def _build_handler(self, tp: TP, channels: Any) -> Any:
+        if len(channels) == 1:
+            (channel,) = channels
+            tables: Any = self.app.tables
+            if (tp.topic in tables.changelog_topics and channel.queue is tables.changelog_queue
+                    and channel.key_type is bytes and channel.value_type is bytes):
+                return ChangelogHandler(self, tp, channel)
+        return super()._build_handler(tp, channels)

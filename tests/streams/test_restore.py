@@ -13,13 +13,14 @@ from typing import Any
 
 import faust
 import orjson
+import pytest
 from faust.tables.recovery import Recovery
 from faust.types import TP
 from faust.types.tuples import Message
 
 from models.settings import Settings
 from streams.app import Monitor, build
-from streams.restore import BulkRecovery, BulkTable
+from streams.restore import BulkRecovery, BulkTable, ChangelogHandler
 
 # (partition, key, value or None for a tombstone), in changelog order per partition
 RECORDS: list[tuple[int, bytes, dict[str, Any] | None]] = [
@@ -32,7 +33,8 @@ RECORDS: list[tuple[int, bytes, dict[str, Any] | None]] = [
     (1, b"d", None),
     (1, b"d", {"p": 1, "f": [[3, "z"]], "n": []}),  # back after its tombstone
 ]
-WANT = {b"a": {"p": 0, "f": [[1, "x"], [2, "y"]], "n": []}, b"b": {"p": 1, "f": [], "n": ["breach"]},
+WANT = {b"a": {"p": 0, "f": [[1, "x"], [2, "y"]], "n": []},
+        b"b": {"p": 1, "f": [], "n": ["breach"]},
         b"d": {"p": 1, "f": [[3, "z"]], "n": []}}
 
 
@@ -127,7 +129,8 @@ class Restore:
 def restored(bulk: bool, msgs: Callable[[str], list[Message]] = messages) -> Restore:
     async def run() -> Restore:
         m = monitor()
-        recovery: Any = m.app.tables.recovery
+        tables: Any = m.app.tables
+        recovery = tables.recovery
         assert isinstance(recovery, BulkRecovery)
         cases: Any = m.cases
         cases.recovery_buffer_size = 3  # full buffers are applied on the way, the rest at the end
@@ -161,3 +164,40 @@ def test_records_already_applied_are_not_applied_again() -> None:
         return [*first, stale]
     r = restored(bulk=True, msgs=again)
     assert dict(r.table.data.data) == WANT
+
+
+def test_changelog_records_reach_the_recovery_queue_undecoded() -> None:
+    """Through the app's conductor, as the fetcher hands a record on: the table's changelog
+    partitions get the plain handler, the events topic Faust's own."""
+    async def run() -> None:
+        m = monitor()
+        app: Any = m.app
+        cases: Any = m.cases
+        topic = cases.changelog_topic.get_topic_name()
+        conductor = app.topics
+        # the channel the table manager subscribes for the table when it starts
+        changelog = cases.changelog_topic.clone_using_queue(app.tables.changelog_queue)
+        handler = conductor._build_handler(TP(topic, 1), {changelog})
+        assert isinstance(handler, ChangelogHandler)
+        events_channel: Any = m.events
+        assert not isinstance(conductor._build_handler(TP("ev", 1), {events_channel}),
+                              ChangelogHandler)
+        msg = messages(topic)[1]
+        app.flow_control.resume()  # as the recovery does before it reads (held until then)
+        await asyncio.wait_for(handler(msg), 10)
+        got = app.tables.changelog_queue.get_nowait()
+        assert (got.key, got.value, got.message) == (b"b", msg.value, msg)
+        assert got.value == orjson.dumps(RECORDS[1][2])
+    asyncio.run(run())
+
+
+def test_the_table_store_answers_get_and_pop_as_a_dict() -> None:
+    async def run() -> None:
+        store: Any = monitor().counts.data
+        store[b"k"] = {"p": 0}
+        assert store.get(b"k") == {"p": 0} and store.get(b"nope") is None
+        assert store.get(b"nope", 1) == 1
+        assert store.pop(b"k") == {"p": 0} and store.pop(b"k", None) is None
+        with pytest.raises(KeyError):
+            store.pop(b"k")
+    asyncio.run(run())
