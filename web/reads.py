@@ -75,9 +75,9 @@ def freeze_loaded(collect: bool = True) -> None:
     embedded server before serving, the worker after rebuilding its view.
 
     Without `collect` what is there is frozen as it is, garbage cycles too (they are then
-    never freed). The worker does so after a restart: the full collection before the freeze
-    walked every object of its recovered tables (0.4 s at scale 0.03, before it was ready)
-    and found ~20 unreachable objects."""
+    never freed). The worker does so after each rebuild of its view: after a restart the
+    full collection before the freeze walked every object of the recovered tables (0.4 s
+    at scale 0.03, before it was ready) and found ~20 unreachable objects."""
     if collect:
         gc.collect()
     gc.freeze()
