@@ -1,9 +1,10 @@
 """The Faust app of the streaming mode: broker settings, topics and tables (SPEC §5.2).
 
 Everything comes from the one settings model: bootstrap servers, security (SASL/TLS),
-partition counts, topic names. Tables are plain changelogged `Table`s in memory, recovered
-from their changelogs at start; no windowed tables (ARCHITECTURE.md: windows are ours, on
-event time). Keys are raw bytes: the case id as the producer wrote it, and the counter group.
+partition counts, topic names. Tables are changelogged `Table`s in memory, recovered from
+their changelogs at start in bulk (streams/restore.py); no windowed tables (ARCHITECTURE.md:
+windows are ours, on event time). Keys are raw bytes: the case id as the producer wrote it,
+and the counter group.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from streams.acks import FetchedNotDropped, TakenOnly
 from streams.drain import drain_messages
 from streams.intake import Intake
 from streams.recovery import HeldResume, SeekingTableManager
+from streams.restore import BulkTable, ChangelogConductor
 
 CASES_TABLE = "cases"
 COUNTS_TABLE = "counts"
@@ -78,6 +80,7 @@ class _Consumer(FetchedNotDropped, TakenOnly, HeldResume, faust_aiokafka.Consume
 
 class _Transport(faust_aiokafka.Transport):
     Consumer = _Consumer
+    Conductor = ChangelogConductor  # changelog records undecoded (streams/restore.py)
 
 
 class MonitorApp(faust.App):
@@ -128,6 +131,8 @@ def build(settings: Settings, **overrides: Any) -> Monitor:
         "producer_linger": settings.kafka_producer_linger_ms / 1000,
         # stream partitions resume after their seek at the end of a recovery (streams/recovery.py)
         "TableManager": SeekingTableManager,
+        # changelog values applied in bulk at a restart (streams/restore.py)
+        "Table": BulkTable,
     }
     config.update(overrides)
     app = MonitorApp(settings.app_id, fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
@@ -142,7 +147,8 @@ def build(settings: Settings, **overrides: Any) -> Monitor:
         dlq=app.topic(settings.dlq_topic, **raw),
         breaches=app.topic(settings.breaches_topic, **raw),
         deltas=app.topic(deltas_topic(settings), partitions=n, internal=True, **raw),
-        # bytes keys are written raw, values as JSON
-        cases=app.Table(CASES_TABLE, partitions=n, key_type=bytes),
-        counts=app.Table(COUNTS_TABLE, partitions=n, key_type=bytes),
+        # keys and values are read raw from the changelogs: the values are JSON, written
+        # (streams/changelog.py) and decoded (streams/restore.py) by the worker itself
+        cases=app.Table(CASES_TABLE, partitions=n, key_type=bytes, value_type=bytes),
+        counts=app.Table(COUNTS_TABLE, partitions=n, key_type=bytes, value_type=bytes),
     )

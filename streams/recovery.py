@@ -27,6 +27,8 @@ from faust.tables import TableManager
 from faust.tables.recovery import Recovery
 from faust.types import TP
 
+from streams.restore import BulkRecovery
+
 log = logging.getLogger("vardgaranti.worker")
 
 
@@ -43,7 +45,7 @@ class HeldResume:
         super().resume_partitions(tps)  # type: ignore[misc]
 
 
-class SeekThenResume(Recovery):
+class SeekThenResume(BulkRecovery):
     async def on_recovery_completed(self, generation_id: int = 0) -> None:
         consumer: Any = self.app.consumer
         consumer.held = set()
@@ -61,6 +63,13 @@ class SeekThenResume(Recovery):
 
 class SeekingTableManager(TableManager):
     """The table manager with the recovery above (`TableManager` app setting)."""
+
+    async def on_start(self) -> None:
+        # Faust first sleeps a second, for tables that agents declare as they start; the
+        # app's tables are all declared when it is built (streams/app.py)
+        if not self.should_stop:
+            await self._update_channels()
+            await self.recovery.start()
 
     @property
     def recovery(self) -> Recovery:

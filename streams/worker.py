@@ -496,7 +496,7 @@ class Worker:
                 self._note_if_final(key, state)
                 newest = max(newest or 0, state.newest_us)
         self._due = self.view.advance(newest)
-        freeze_loaded()
+        freeze_loaded(collect=False)  # a collection would walk the recovered tables too
         log.info("partitions assigned: %d cases with open clocks", self.view.open_cases())
 
     def snapshot(self) -> MetricsSnapshot:

@@ -113,6 +113,28 @@ def test_a_rebuilt_view_is_kept_out_of_the_cycle_collector(lines: list[bytes]) -
     finally:
         gc.unfreeze()
 
+
+def test_a_rebuild_runs_no_full_collection(lines: list[bytes]) -> None:
+    """After a restart the view is rebuilt before the worker is ready: a full collection
+    there walked every object of the recovered tables (web.reads.freeze_loaded)."""
+    worker = run(lines[:1000]).worker
+    full: list[int] = []
+
+    def count(phase: str, info: dict[str, int]) -> None:
+        if phase == "start" and info["generation"] == 2:
+            full.append(1)
+
+    worker._assignment = None  # as after a rebalance
+    gc.callbacks.append(count)
+    gc.disable()  # counted: the collections it asks for, not those its allocations set off
+    try:
+        worker.refresh()
+    finally:
+        gc.enable()
+        gc.callbacks.remove(count)
+        gc.unfreeze()
+    assert worker._assignment is not None and full == []
+
 START_TYPES = {i.start_type for i in INDICATORS}
 
 
