@@ -2,9 +2,8 @@
 
 The agents take their topics' records in batches as they were fetched (up to BATCH, see
 streams/intake.py): one evaluation per case per event, but one round of acknowledged sends
-per batch. The API
-and /metrics are our FastAPI app (web/api.py), served by uvicorn inside the worker's event
-loop so that it reads the agents' state without locks.
+per batch. The API and /metrics are our FastAPI app (web/api.py), served by uvicorn inside
+the worker's event loop so that it reads the agents' state without locks.
 """
 
 from __future__ import annotations
