@@ -768,6 +768,7 @@ def profile_tables(raw: Path, top: int = 12) -> list[Table]:
 
 STEP_SCALE = 0.03  # ~112 k lines: ~10 s through one worker, long enough for its steady rate
 
+
 def report_rate(path: Path, year: int, rounds: int = 3) -> float:
     """Events/s of `vardgaranti report` over the log (the month to date at the year's end,
     its default processes), the best of `rounds`: the rate the worker's is held to."""
