@@ -40,7 +40,7 @@ from bisect import bisect_left
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import datetime
 from pathlib import Path
 from types import FrameType
 from zoneinfo import ZoneInfo
@@ -772,15 +772,13 @@ STEP_SCALE = 0.03  # ~112 k lines: ~10 s through one worker, long enough for its
 def report_rate(path: Path, year: int, rounds: int = 3) -> float:
     """Events/s of `vardgaranti report` over the log (the month to date at the year's end,
     its default processes), the best of `rounds`: the rate the worker's is held to."""
-    from consumers.report import build_report, default_jobs
-    from models.measures import Period
+    from benchmarks.throughput import year_end_report
+    from consumers.report import default_jobs
 
-    as_of = date(year, 12, 31)
     best = 0.0
     for _ in range(rounds):
         started = time.perf_counter()
-        result = build_report([path], Period.of(as_of.replace(day=1), as_of, as_of),
-                              jobs=default_jobs([path]))
+        result = year_end_report(path, year, default_jobs([path]))
         best = max(best, result.stats.lines / (time.perf_counter() - started))
     return best
 

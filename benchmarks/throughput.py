@@ -20,6 +20,7 @@ from benchmarks.suite import Context, Figure, StepResult
 
 if TYPE_CHECKING:  # the yardstick's process imports nothing of the project
     from consumers.replay import Pipeline
+    from consumers.report import Report
 
 
 def _throughput(events: int, seconds: float, cpu_s: float,
@@ -52,18 +53,24 @@ def json_pass(ctx: Context) -> StepResult:
     return _throughput(n, time.perf_counter() - started, time.process_time() - cpu)
 
 
-def report(ctx: Context) -> StepResult:
-    """What `vardgaranti report LOG --as-of <year>-12-31` computes (the month to date), with
-    its default number of worker processes."""
-    from consumers.report import build_report, default_jobs
+def year_end_report(log: Path, year: int, jobs: int) -> Report:
+    """What `vardgaranti report LOG --as-of <year>-12-31` computes (the month to date): the
+    report every step that times `report` runs (this one, the streaming comparison)."""
+    from consumers.report import build_report
     from models.measures import Period
 
-    as_of = date(ctx.year, 12, 31)
+    as_of = date(year, 12, 31)
+    return build_report([log], Period.of(as_of.replace(day=1), as_of, as_of), jobs=jobs)
+
+
+def report(ctx: Context) -> StepResult:
+    """`year_end_report` with the command's default number of worker processes."""
+    from consumers.report import default_jobs
+
     jobs = default_jobs([ctx.log_path])
     started = time.perf_counter()
     cpu = time.process_time()
-    result = build_report([ctx.log_path], Period.of(as_of.replace(day=1), as_of, as_of),
-                          jobs=jobs)
+    result = year_end_report(ctx.log_path, ctx.year, jobs)
     seconds = time.perf_counter() - started
     cpu_s = time.process_time() - cpu + _children_cpu()
     # the workers' memory is not this process's: the largest worker's own figure
