@@ -14,6 +14,9 @@ at the committed offset itself (it checks that the first acknowledged offset is 
 one past the committed offset, which is the next to read). Our topics are neither
 compacted nor transactional, so the record at the committed offset exists and must be
 acknowledged before anything after it is committed.
+The worker's own topics no longer pass through Faust's streams: their batches are
+acknowledged by streams/intake.py, after processing, so `ack` below now guards only a
+record a Faust stream would take; the guard at the committed offset covers both.
 See docs/streaming.md, "Delivery guarantees".
 """
 
